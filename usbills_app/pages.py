@@ -1,10 +1,173 @@
-"""Pages blueprint: the HTML pages for phones (owned by the phone-page work, issue 6)."""
+"""Pages blueprint: the phone page (scan + photo), the no-JS result page and the web app manifest.
 
-from flask import Blueprint, render_template
+The browser script talks to ``POST /api/v1/predict``; ``POST /predict`` is the plain-form path for
+browsers without JavaScript and calls the same Python entry point the API uses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import lru_cache
+from pathlib import Path
+
+from flask import Blueprint, Response, current_app, render_template, request, url_for
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from . import pages_i18n as i18n
 
 bp = Blueprint("pages", __name__)
+
+# US denominations in EyeNote's pulse order (1 pulse for $1 ... 7 for $100); a card for another
+# model site overrides it with its own class values.
+DEFAULT_VALUES = [1, 2, 5, 10, 20, 50, 100]
+
+# The site's CSP (nginx sends the same in the stack); set here too so the dev server and the
+# browser tests enforce it. blob: is for the photo preview, media for the camera stream.
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+    "media-src 'self' blob: mediastream:; connect-src 'self'; manifest-src 'self'; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+@lru_cache(maxsize=64)
+def _digest(path: str, mtime: float) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+
+
+def asset(filename: str) -> str:
+    """URL of a static file with a content hash, so nginx can cache it for a year."""
+    path = Path(current_app.static_folder or "", filename)
+    try:
+        version = _digest(str(path), path.stat().st_mtime)
+    except OSError:
+        version = "0"
+    return url_for("static", filename=filename, v=version)
+
+
+def _card() -> dict:
+    """The loaded model's card, or {} while no model is loaded in this process."""
+    try:
+        from .runtime import get_model
+
+        model = get_model()
+    except ImportError:  # pragma: no cover - the service module is always present in the app
+        model = None
+    if model is None:
+        ext = current_app.extensions.get("usbills")
+        card = getattr(ext, "card", None)
+        return card if isinstance(card, dict) else {}
+    return model.card
+
+
+def _page_context(lang: str) -> dict:
+    card = _card()
+    values = sorted(
+        c["value"] for c in card.get("classes", [])
+        if not c.get("negative") and isinstance(c.get("value"), int | float)
+    ) or DEFAULT_VALUES
+    s = i18n.strings(lang)
+    title = card.get("title")
+    title_text = s["title"]
+    if isinstance(title, dict):
+        title_text = title.get(lang) or title.get("en") or title_text
+    other = [code for code in i18n.LANGS if code != lang]
+    return {
+        "lang": lang,
+        "t": s,
+        "title": title_text,
+        "other_langs": [(code, i18n.strings(code)["lang_name"]) for code in other],
+        "model": {"name": card.get("name", ""), "version": card.get("version", "")},
+        "page_config": json.dumps(
+            {
+                "lang": lang,
+                "api": url_for("pages.index") + "api/v1/predict",
+                "values": values,
+                "strings": i18n.script_strings(lang),
+            },
+            ensure_ascii=False,
+        ).replace("<", "\\u003c"),  # the JSON sits in a <script> data block
+        "asset": asset,
+    }
+
+
+def _render(template: str, lang: str, remember: bool, status: int = 200, **extra) -> Response:
+    resp = Response(
+        render_template(template, **_page_context(lang), **extra),
+        status=status,
+        mimetype="text/html",
+    )
+    resp.headers["Content-Language"] = lang
+    resp.vary.update(("Accept-Language", "Cookie"))
+    if remember:
+        resp.set_cookie(i18n.COOKIE, lang, max_age=365 * 24 * 3600, samesite="Lax",
+                        secure=request.is_secure, httponly=True)
+    return resp
+
+
+@bp.after_request
+def _security_headers(resp: Response) -> Response:
+    resp.headers.setdefault("Content-Security-Policy", CSP)
+    resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+    resp.headers.setdefault("Referrer-Policy", "no-referrer")
+    resp.headers.setdefault("Permissions-Policy", "camera=(self), microphone=()")
+    return resp
 
 
 @bp.get("/")
 def index():
-    return render_template("index.html")
+    lang, remember = i18n.pick_lang(request)
+    return _render("index.html", lang, remember)
+
+
+@bp.post("/predict")
+def predict_form():
+    """No-JS path: a plain multipart form post; answers with a result page, never JSON."""
+    lang, remember = i18n.pick_lang(request)
+    s = i18n.strings(lang)
+    try:
+        upload = request.files.get("image")
+    except RequestEntityTooLarge:
+        limit = current_app.config.get("MAX_CONTENT_LENGTH") or 0
+        msg = s["error_too_large"].format(mb=round(limit / 2**20) or "?")
+        return _render("result.html", lang, remember, status=413, error=msg)
+    data = upload.read() if upload else b""
+    if not data:
+        return _render("result.html", lang, remember, status=400, error=s["error_no_file"])
+
+    from .errors import ApiError
+    from .predict_service import predict_image
+
+    try:
+        answer = predict_image(data, lang)
+    except ApiError as e:
+        return _render("result.html", lang, remember, status=e.status, error=e.message)
+    return _render("result.html", lang, remember, answer=answer)
+
+
+@bp.get("/manifest.webmanifest")
+def manifest():
+    lang, _ = i18n.pick_lang(request)
+    ctx = _page_context(lang)
+    body = {
+        "name": ctx["title"],
+        "short_name": "USBills" if lang == "en" else "Billetes",
+        "description": ctx["t"]["intro"],
+        "lang": lang,
+        "start_url": url_for("pages.index", lang=lang),
+        "scope": url_for("pages.index"),
+        "display": "standalone",
+        "orientation": "portrait",
+        "background_color": "#000000",
+        "theme_color": "#000000",
+        "icons": [
+            {"src": asset("icons/icon-192.png"), "sizes": "192x192", "type": "image/png"},
+            {"src": asset("icons/icon-512.png"), "sizes": "512x512", "type": "image/png"},
+            {"src": asset("icons/maskable-512.png"), "sizes": "512x512", "type": "image/png",
+             "purpose": "maskable"},
+        ],
+    }
+    resp = Response(json.dumps(body, ensure_ascii=False), mimetype="application/manifest+json")
+    resp.vary.update(("Accept-Language", "Cookie"))
+    return resp

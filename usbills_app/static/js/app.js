@@ -1,0 +1,370 @@
+/* The phone page: continuous camera scan, photo upload, and the answer given as large text,
+   an ARIA live region, speech (page language) or a private vibration pattern.
+   Images are shrunk on the phone (longest side <= 512 px, JPEG) before they are sent, so a
+   12-megapixel photo costs tens of kilobytes instead of megabytes. */
+(function () {
+  'use strict';
+  var U = window.USBills;
+  var cfgEl = document.getElementById('page-config');
+  if (!U || !cfgEl) return;
+  var cfg = JSON.parse(cfgEl.textContent);
+  var S = cfg.strings;
+  var MAX_SIDE = 512;
+  var QUALITY = 0.8;
+  var INTERVAL_MS = 500; // about two frames a second
+  var MODE_KEY = 'usbills-mode';
+
+  function $(id) { return document.getElementById(id); }
+  var answerBox = $('answer');
+  var answerText = $('answer-text');
+  var answerHint = $('answer-hint');
+  var candBox = $('candidates');
+  var candList = $('candidates-list');
+
+  /* ---------- how answers are given ---------- */
+  var canVibrate = typeof navigator.vibrate === 'function';
+  var mode = 'speak';
+  try { mode = window.localStorage.getItem(MODE_KEY) || 'speak'; } catch (e) { /* private mode */ }
+
+  function setupSettings() {
+    var box = $('settings');
+    if (!box) return;
+    box.hidden = false;
+    var radios = box.querySelectorAll('input[name="mode"]');
+    for (var i = 0; i < radios.length; i++) {
+      radios[i].checked = radios[i].value === mode;
+      radios[i].addEventListener('change', function (ev) {
+        mode = ev.target.value;
+        try { window.localStorage.setItem(MODE_KEY, mode); } catch (e) { /* private mode */ }
+        $('vibrate-unsupported').hidden = !(mode === 'vibrate' && !canVibrate);
+      });
+    }
+    $('vibrate-unsupported').hidden = !(mode === 'vibrate' && !canVibrate);
+  }
+
+  function speaks() { return mode === 'speak' || (mode === 'vibrate' && !canVibrate); }
+
+  function say(text) {
+    if (!speaks() || !('speechSynthesis' in window)) return;
+    window.speechSynthesis.cancel();
+    var u = new window.SpeechSynthesisUtterance(text);
+    u.lang = cfg.lang === 'es' ? 'es-US' : 'en-US';
+    window.speechSynthesis.speak(u);
+  }
+
+  function buzz(pattern) {
+    if (mode === 'vibrate' && canVibrate) navigator.vibrate(pattern);
+  }
+
+  /* ---------- the answer ---------- */
+  function pct(c) { return Math.round(c * 100); }
+
+  function showText(text, hint, kind) {
+    answerBox.classList.toggle('is-identified', kind === 'identified');
+    answerBox.classList.toggle('is-unsure', kind === 'unsure');
+    answerText.textContent = text;
+    answerHint.textContent = hint || '';
+  }
+
+  function showCandidates(ans) {
+    candList.textContent = '';
+    var show = ans && !ans.identified && !ans.no_object && ans.candidates && ans.candidates.length > 1;
+    if (show) {
+      ans.candidates.slice(0, 2).forEach(function (c) {
+        var li = document.createElement('li');
+        li.textContent = S.confidence.replace('{name}', c.display_name).replace('{pct}', pct(c.confidence));
+        candList.appendChild(li);
+      });
+    }
+    candBox.hidden = !show;
+  }
+
+  /* Show, speak or buzz one API answer; hintKey adds a tip when nothing was identified. */
+  function announce(ans, hintKey) {
+    var hint = !ans.identified && hintKey ? S['hint_' + hintKey] : '';
+    showText(ans.message, hint, ans.identified ? 'identified' : 'unsure');
+    showCandidates(ans);
+    say(U.joinSentences(ans.message, hint));
+    buzz(U.vibrationFor(ans, cfg.values));
+  }
+
+  function showError(text) {
+    showCandidates(null);
+    showText(text, '', 'unsure');
+    say(text);
+  }
+
+  /* ---------- images ---------- */
+  var work = document.createElement('canvas');
+  var tiny = document.createElement('canvas');
+  tiny.width = 32;
+  tiny.height = 24;
+
+  /* Draw source (video, bitmap, img) so its longest side is <= maxSide, halving first so a
+     12 MP photo is averaged rather than point-sampled. */
+  function downscale(source, sw, sh, maxSide) {
+    var scale = Math.min(1, maxSide / Math.max(sw, sh));
+    var w = Math.max(1, Math.round(sw * scale));
+    var h = Math.max(1, Math.round(sh * scale));
+    var src = source, cw = sw, ch = sh;
+    while (cw / 2 >= w * 2) {
+      var half = document.createElement('canvas');
+      half.width = Math.round(cw / 2);
+      half.height = Math.round(ch / 2);
+      var hc = half.getContext('2d');
+      hc.imageSmoothingQuality = 'high';
+      hc.drawImage(src, 0, 0, half.width, half.height);
+      src = half; cw = half.width; ch = half.height;
+    }
+    work.width = w;
+    work.height = h;
+    var ctx = work.getContext('2d');
+    ctx.imageSmoothingQuality = 'high';
+    ctx.drawImage(src, 0, 0, w, h);
+    return work;
+  }
+
+  function toJpeg(canvas) {
+    return new Promise(function (resolve, reject) {
+      canvas.toBlob(function (b) {
+        if (b) resolve(b); else reject(new Error('JPEG encoding failed'));
+      }, 'image/jpeg', QUALITY);
+    });
+  }
+
+  function signatureOf(source) {
+    var ctx = tiny.getContext('2d', { willReadFrequently: true });
+    ctx.drawImage(source, 0, 0, tiny.width, tiny.height);
+    return U.signature(ctx.getImageData(0, 0, tiny.width, tiny.height));
+  }
+
+  /* ---------- the API ---------- */
+  function ApiFailure(status, message) { this.status = status; this.message = message; }
+
+  async function identify(blob) {
+    var resp;
+    try {
+      resp = await fetch(cfg.api + '?lang=' + encodeURIComponent(cfg.lang), {
+        method: 'POST',
+        headers: { 'Content-Type': blob.type || 'image/jpeg', 'Accept': 'application/json' },
+        body: blob,
+        credentials: 'same-origin'
+      });
+    } catch (e) {
+      throw new ApiFailure(0, S.error_network);
+    }
+    var body = null;
+    try { body = await resp.json(); } catch (e) { body = null; }
+    if (!resp.ok || !body || body.error) {
+      var msg = body && body.error && body.error.message;
+      if (resp.status === 429 || resp.status === 503) throw new ApiFailure(resp.status, S.error_busy);
+      throw new ApiFailure(resp.status, S.error_generic.replace('{message}', msg || resp.status));
+    }
+    return body;
+  }
+
+  /* ---------- photo mode ---------- */
+  var photoInput = $('photo-input');
+  var photoForm = $('photo-form');
+  var preview = $('photo-preview');
+  var previewUrl = null;
+
+  function decode(file) {
+    if (window.createImageBitmap) {
+      return window.createImageBitmap(file, { imageOrientation: 'from-image' })
+        .then(function (b) { return { src: b, w: b.width, h: b.height }; })
+        .catch(function () { return decodeWithImg(file); });
+    }
+    return decodeWithImg(file);
+  }
+
+  function decodeWithImg(file) {
+    return new Promise(function (resolve, reject) {
+      var url = URL.createObjectURL(file);
+      var img = new Image();
+      img.onload = function () { resolve({ src: img, w: img.naturalWidth, h: img.naturalHeight }); };
+      img.onerror = function () { URL.revokeObjectURL(url); reject(new Error('undecodable')); };
+      img.src = url;
+    });
+  }
+
+  async function identifyFile(file) {
+    if (!file) return;
+    if (file.type && file.type.indexOf('image/') !== 0) { showError(S.photo_not_image); return; }
+    showCandidates(null);
+    showText(S.working, '', null);
+    var blob, sig = null;
+    try {
+      var img = await decode(file);
+      var canvas = downscale(img.src, img.w, img.h, MAX_SIDE);
+      sig = signatureOf(canvas);
+      blob = await toJpeg(canvas);
+    } catch (e) {
+      // This browser cannot decode it (e.g. HEIC outside Safari): the server can, send as is.
+      blob = file;
+    }
+    if (previewUrl) URL.revokeObjectURL(previewUrl);
+    previewUrl = URL.createObjectURL(blob);
+    preview.src = previewUrl;
+    preview.hidden = false;
+    try {
+      var ans = await identify(blob);
+      var hint = sig ? U.pickHint({ brightness: U.brightness(sig), motion: 0 }) : 'more';
+      announce(ans, hint);
+    } catch (e) {
+      showError(e instanceof ApiFailure ? e.message : S.error_generic.replace('{message}', String(e)));
+    }
+  }
+
+  function setupPhoto() {
+    if (!photoForm) return;
+    photoInput.addEventListener('change', function () { identifyFile(photoInput.files[0]); });
+    photoForm.addEventListener('submit', function (ev) {
+      ev.preventDefault();
+      if (photoInput.files[0]) identifyFile(photoInput.files[0]);
+      else photoInput.focus();
+    });
+    photoForm.addEventListener('dragover', function (ev) {
+      ev.preventDefault();
+      photoForm.classList.add('is-over');
+    });
+    photoForm.addEventListener('dragleave', function () { photoForm.classList.remove('is-over'); });
+    photoForm.addEventListener('drop', function (ev) {
+      ev.preventDefault();
+      photoForm.classList.remove('is-over');
+      var files = ev.dataTransfer && ev.dataTransfer.files;
+      if (files && files.length) identifyFile(files[0]);
+    });
+  }
+
+  /* ---------- scan mode ---------- */
+  var scanBox = $('scan');
+  var toggle = $('scan-toggle');
+  var again = $('scan-again');
+  var statusEl = $('scan-status');
+  var video = $('scan-video');
+  var state = 'off'; // off | starting | scanning | paused
+  var stream = null;
+  var logic = null;
+  var timer = null;
+
+  function setState(next) {
+    state = next;
+    toggle.textContent = next === 'off' ? S.scan_start : S.scan_stop;
+    again.hidden = next !== 'paused';
+    statusEl.textContent = {
+      off: S.status_off, starting: S.status_starting,
+      scanning: S.status_scanning, paused: S.status_paused
+    }[next];
+    video.hidden = next === 'off';
+  }
+
+  function cameraError(e) {
+    var name = e && e.name;
+    if (name === 'NotAllowedError' || name === 'SecurityError') return S.camera_denied;
+    if (name === 'NotFoundError' || name === 'OverconstrainedError') return S.camera_missing;
+    return S.camera_error;
+  }
+
+  async function startScan() {
+    if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+      showError(window.isSecureContext ? S.camera_missing : S.camera_insecure);
+      return;
+    }
+    setState('starting');
+    // Speaking inside the tap also unlocks speech on iOS for the later answers.
+    say(S.spoken_start);
+    try {
+      stream = await navigator.mediaDevices.getUserMedia({
+        audio: false,
+        video: { facingMode: { ideal: 'environment' }, width: { ideal: 1280 }, height: { ideal: 720 } }
+      });
+    } catch (e) {
+      setState('off');
+      showError(cameraError(e));
+      return;
+    }
+    if (state !== 'starting') { stopTracks(); return; } // stopped while asking
+    video.srcObject = stream;
+    try { await video.play(); } catch (e) { /* autoplay of a muted stream is allowed */ }
+    logic = new U.ScanLogic();
+    setState('scanning');
+    schedule(0);
+  }
+
+  function stopTracks() {
+    if (stream) stream.getTracks().forEach(function (t) { t.stop(); });
+    stream = null;
+  }
+
+  function stopScan() {
+    clearTimeout(timer);
+    timer = null;
+    stopTracks();
+    video.srcObject = null;
+    setState('off');
+  }
+
+  function schedule(delay) {
+    clearTimeout(timer);
+    timer = setTimeout(tick, delay);
+  }
+
+  async function tick() {
+    if (state !== 'scanning' && state !== 'paused') return;
+    var started = Date.now();
+    var delay = INTERVAL_MS;
+    try {
+      await step();
+    } catch (e) {
+      if (e instanceof ApiFailure && (e.status === 429 || e.status === 503 || e.status === 0)) {
+        statusEl.textContent = e.message;
+        delay = 2000; // back off; the next good frame puts the status back
+      } else {
+        showError(e instanceof ApiFailure ? e.message : S.error_generic.replace('{message}', String(e)));
+      }
+    }
+    if (state === 'scanning' || state === 'paused') {
+      schedule(Math.max(0, delay - (Date.now() - started)));
+    }
+  }
+
+  async function step() {
+    if (!video.videoWidth) return;
+    var sig = signatureOf(video);
+    var act = logic.frame(sig);
+    if (act === 'skip') return;
+    if (act === 'resume') setState('scanning');
+    var blob = await toJpeg(downscale(video, video.videoWidth, video.videoHeight, MAX_SIDE));
+    var ans = await identify(blob);
+    if (state !== 'scanning') return; // stopped while waiting
+    if (statusEl.textContent !== S.status_scanning) statusEl.textContent = S.status_scanning;
+    var out = logic.answer(ans, sig);
+    if (!out) return;
+    announce(out.answer, out.hint);
+    if (out.kind === 'identified') setState('paused');
+  }
+
+  function setupScan() {
+    if (!scanBox) return;
+    scanBox.hidden = false;
+    toggle.addEventListener('click', function () {
+      if (state === 'off') startScan(); else stopScan();
+    });
+    again.addEventListener('click', function () {
+      if (state !== 'paused') return;
+      logic.resume();
+      setState('scanning');
+      toggle.focus();
+      schedule(0);
+    });
+    // Give the camera back when the page is hidden (locked phone, other app).
+    document.addEventListener('visibilitychange', function () {
+      if (document.hidden && state !== 'off') stopScan();
+    });
+  }
+
+  setupSettings();
+  setupPhoto();
+  setupScan();
+})();
