@@ -89,7 +89,8 @@ class OnnxBackend:
     def run(self, batch: np.ndarray) -> np.ndarray:
         batch = batch.astype(np.float32, copy=False)
         if self._fixed_batch and len(batch) > 1:
-            return np.concatenate([self._sess.run(None, {self._in_name: x[None]})[0] for x in batch])
+            outs = [self._sess.run(None, {self._in_name: x[None]})[0] for x in batch]
+            return np.concatenate(outs).astype(np.float32)
         return self._sess.run(None, {self._in_name: batch})[0].astype(np.float32)
 
 

@@ -115,20 +115,22 @@ def main() -> int:
         res = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
         results.append(json.loads(res.stdout.strip().splitlines()[-1]))
     report = {
-        "command": "scripts/bench-inference --runs %d" % a.runs,
+        "command": f"scripts/bench-inference --runs {a.runs}",
         "host": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
         "results": results,
     }
     ART.mkdir(exist_ok=True)
     (ART / "bench-inference.json").write_text(json.dumps(report, indent=2))
     lines = [
-        "| runtime | model file | load | p50 | p90 | RSS: numpy | + runtime import | + model, after runs |",
+        "| runtime | model file | load | p50 | p90 | RSS: numpy | + runtime import"
+        " | + model, after runs |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         lines.append(
             f"| {r['runtime']} | {r['format']}, {r['model_bytes'] / 1e6:.1f} MB | {r['load_ms']} ms"
-            f" | {r['p50_ms']} ms | {r['p90_ms']} ms | {r['rss_before_mb']} MB | {r['rss_import_mb']} MB"
+            f" | {r['p50_ms']} ms | {r['p90_ms']} ms | {r['rss_before_mb']} MB"
+            f" | {r['rss_import_mb']} MB"
             f" | {r['rss_after_mb']} MB |"
         )
     md = "\n".join(lines)

@@ -1,0 +1,88 @@
+"""usbills model-site service: Flask app factory.
+
+gunicorn -c usbills_app/gunicorn.conf.py "usbills_app:create_app()"
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import sys
+
+from flask import Flask, Request
+
+from . import metrics, runtime
+from .bundle import BundleError
+from .config import ConfigError, Settings, load_settings
+from .errors import register_error_handlers
+
+__all__ = ["create_app", "StartupError"]
+log = logging.getLogger("usbills")
+
+
+class StartupError(SystemExit):
+    """Bad configuration or bundle: exit non-zero after printing one line."""
+
+
+class InMemoryRequest(Request):
+    """Multipart files stay in memory (Werkzeug spools big ones to a temp file by default):
+    uploads never touch the disk. The body size is already capped by MAX_CONTENT_LENGTH."""
+
+    def _get_file_stream(self, total_content_length, content_type, filename=None,
+                         content_length=None):
+        return io.BytesIO()
+
+
+def create_app(settings: Settings | None = None, *, load: bool = True,
+               model: runtime.Model | None = None) -> Flask:
+    """Build the app. Settings come from the environment unless given; the model is loaded
+    (and warmed) from MODEL_DIR unless `model` is given or load=False (then /readyz is 503)."""
+    try:
+        settings = settings or load_settings()
+    except ConfigError as e:
+        _fail(f"usbills: configuration error: {e}")
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(levelname)s %(name)s: %(message)s")
+    log.setLevel(settings.log_level.upper())
+
+    app = Flask(__name__)
+    app.request_class = InMemoryRequest
+    app.config.update(
+        USBILLS_SETTINGS=settings,
+        MAX_CONTENT_LENGTH=settings.max_upload_bytes,
+        MAX_FORM_MEMORY_SIZE=settings.max_upload_bytes,
+        JSON_SORT_KEYS=False,
+    )
+    app.json.sort_keys = False
+
+    if model is not None:
+        runtime.set_model(model)
+    elif load and (runtime.get_model() is None
+                   or runtime.get_model().bundle.path != settings.model_dir):
+        try:
+            m = runtime.load_model(settings.model_dir, settings.inference_threads)
+        except BundleError as e:
+            _fail(f"usbills: model bundle error: {e}")
+        runtime.set_model(m)
+        log.info("model %s %s loaded from %s (%s)", m.card["name"], m.card["version"],
+                 settings.model_dir, m.runtime_name)
+    elif not load:
+        runtime.set_model(None)
+
+    from .api import Inflight, bp, health
+
+    app.extensions["usbills"] = runtime.get_model()
+    app.extensions["usbills_inflight"] = Inflight(settings.gunicorn_threads * 2)
+    register_error_handlers(app)
+    metrics.init_app(app)
+    app.register_blueprint(health)
+    app.register_blueprint(bp)
+    from . import pages
+
+    app.register_blueprint(pages.bp)
+    return app
+
+
+def _fail(line: str):
+    print(line, file=sys.stderr, flush=True)
+    raise StartupError(1)

@@ -1,0 +1,172 @@
+"""The JSON API blueprint (/api/v1/...) and the health endpoints."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import threading
+
+from flask import Blueprint, current_app, jsonify, render_template, request
+
+from . import openapi, predict_service, runtime
+from .errors import ApiError
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+health = Blueprint("health", __name__)
+
+DATA_URL = re.compile(r"^data:([\w.+-]+/[\w.+-]+)?(;[\w=.+-]+)*;base64,", re.I)
+_WS = re.compile(r"\s+")
+
+
+def _b64(text: object, where: str) -> bytes:
+    if not isinstance(text, str) or not text.strip():
+        raise ApiError(400, "invalid_base64", f"{where} must be a non-empty base64 string.")
+    text = DATA_URL.sub("", text.strip(), count=1)
+    text = _WS.sub("", text).replace("-", "+").replace("_", "/")
+    text += "=" * (-len(text) % 4)
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError(400, "invalid_base64", f"{where} is not valid base64.") from None
+
+
+def _from_json() -> tuple[list[bytes], bool]:
+    body = request.get_json(silent=True)
+    if body is None:
+        raise ApiError(400, "invalid_json", "The body is not valid JSON.")
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_json", 'Send a JSON object: {"image": "<base64>"}.')
+    if "images" in body:
+        items = body["images"]
+        if not isinstance(items, list) or not items:
+            raise ApiError(400, "missing_image", '"images" must be a non-empty list.')
+        _check_count(len(items))
+        return [_b64(x, f"images[{i}]") for i, x in enumerate(items)], True
+    if "image" in body:
+        return [_b64(body["image"], '"image"')], False
+    raise ApiError(400, "missing_image", 'The JSON body needs "image" (base64) or "images".')
+
+
+def _from_multipart() -> tuple[list[bytes], bool]:
+    files = request.files.getlist("image")
+    texts = request.form.getlist("image")
+    _check_count(len(files) + len(texts))
+    images = [f.read() for f in files] + [_b64(t, "form field image") for t in texts]
+    if not images:
+        raise ApiError(400, "missing_image", "The form needs a file field named 'image'.")
+    return images, len(images) > 1
+
+
+def _check_count(n: int) -> None:
+    limit = current_app.config["USBILLS_SETTINGS"].max_batch
+    if n > limit:
+        raise ApiError(413, "too_many_images",
+                       f"{n} images in one request; at most {limit} (MAX_BATCH).")
+
+
+def read_images() -> tuple[list[bytes], bool]:
+    """The request's images and whether it asked for a batch answer."""
+    ctype = (request.mimetype or "").lower()
+    if ctype == "multipart/form-data":
+        return _from_multipart()
+    if ctype == "application/json" or ctype.endswith("+json"):
+        return _from_json()
+    if ctype.startswith("image/") or ctype == "application/octet-stream":
+        return [request.get_data(cache=False)], False
+    raise ApiError(
+        415, "unsupported_media_type",
+        "Send multipart/form-data with a file field 'image', a raw image/* body, "
+        'or JSON {"image": "<base64>"}'
+        + (f"; got {ctype}." if ctype else "; got no Content-Type."),
+    )
+
+
+def _query_top_k(n_classes: int) -> int | None:
+    raw = request.args.get("top_k")
+    if raw is None:
+        return None
+    if not raw.isdigit() or not 1 <= int(raw) <= n_classes:
+        raise ApiError(400, "invalid_parameter", f"top_k must be an integer 1..{n_classes}.")
+    return int(raw)
+
+
+def _lang() -> str:
+    raw = request.args.get("lang")
+    if raw is not None:
+        if predict_service.normalise_lang(raw) != raw.strip().lower().split("-")[0]:
+            raise ApiError(400, "invalid_parameter",
+                           f"lang must be one of {', '.join(predict_service.LANGS)}.")
+        return predict_service.normalise_lang(raw)
+    return request.accept_languages.best_match(predict_service.LANGS) or "en"
+
+
+class Inflight:
+    """Bounds images in progress per worker: beyond it, 429 rather than a growing queue."""
+
+    def __init__(self, limit: int):
+        self._sem = threading.BoundedSemaphore(limit)
+
+    def __enter__(self):
+        if not self._sem.acquire(blocking=False):
+            raise ApiError(429, "busy", "The server is busy; retry in a second.",
+                           {"Retry-After": "1"})
+        return self
+
+    def __exit__(self, *exc):
+        self._sem.release()
+
+
+@bp.post("/predict")
+def predict():
+    model = runtime.get_model()
+    if model is None or not model.ready:
+        predict_service._ready_model()  # raises the 503
+    top_k = _query_top_k(len(model.bundle.classes))
+    lang = _lang()
+    images, batch = read_images()
+    with current_app.extensions["usbills_inflight"]:
+        answers = predict_service.predict_images(images, lang, top_k)
+    if batch:
+        return jsonify({"results": answers, "model": predict_service.model_ref(model)})
+    return jsonify(answers[0])
+
+
+@bp.get("/model")
+def model_card():
+    model = predict_service._ready_model()
+    settings = current_app.config["USBILLS_SETTINGS"]
+    return jsonify({
+        **model.card,
+        "serving": {
+            "runtime": model.runtime_name,
+            "threshold": settings.confidence_threshold or model.card["threshold"],
+            "top_k": settings.top_k,
+            "max_batch": settings.max_batch,
+            "max_upload_mb": settings.max_upload_mb,
+            "languages": list(predict_service.LANGS),
+        },
+    })
+
+
+@bp.get("/openapi.json")
+def openapi_json():
+    return jsonify(openapi.spec(current_app.config["USBILLS_SETTINGS"]))
+
+
+@bp.get("/docs")
+def docs():
+    spec = openapi.spec(current_app.config["USBILLS_SETTINGS"])
+    return render_template("api_docs.html", spec=spec)
+
+
+@health.get("/healthz")
+def healthz():
+    return jsonify({"status": "ok"})
+
+
+@health.get("/readyz")
+def readyz():
+    model = predict_service._ready_model()
+    return jsonify({"status": "ready", "model": predict_service.model_ref(model),
+                    "runtime": model.runtime_name})

@@ -1,0 +1,170 @@
+"""Model bundle loading and validation (the rules of docs/bundle-format.md)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+EXT = {"tflite": ".tflite", "onnx": ".onnx"}
+
+
+class BundleError(ValueError):
+    """A missing, corrupt or inconsistent bundle: the message is one line for the operator."""
+
+
+@dataclass(frozen=True)
+class Bundle:
+    path: Path
+    card: dict
+    model_path: Path
+
+    @property
+    def classes(self) -> list[dict]:
+        return self.card["classes"]
+
+    @property
+    def negative_id(self) -> int | None:
+        return next((c["id"] for c in self.classes if c.get("negative")), None)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _num(v) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def validate_card(card: object) -> list[str]:
+    """Return every problem with the card (empty when valid)."""
+    if not isinstance(card, dict):
+        return ["card.json is not a JSON object"]
+    errs: list[str] = []
+    if card.get("schema_version") != 1:
+        errs.append(f"schema_version must be 1, got {card.get('schema_version')!r}")
+    name = card.get("name")
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        errs.append(f"name {name!r} must match {NAME_RE.pattern}")
+    if not isinstance(card.get("version"), str) or not card.get("version"):
+        errs.append("version must be a non-empty string")
+    fmt, mf = card.get("format"), card.get("model_file")
+    if fmt not in EXT:
+        errs.append(f"format must be 'tflite' or 'onnx', got {fmt!r}")
+    if not isinstance(mf, str) or not mf or "/" in mf or "\\" in mf or mf in (".", ".."):
+        errs.append(f"model_file must be a plain file name in the bundle, got {mf!r}")
+    elif fmt in EXT and not mf.endswith(EXT[fmt]):
+        errs.append(f"model_file {mf!r} does not end in {EXT[fmt]} as format {fmt!r} requires")
+    sha = card.get("sha256")
+    if not isinstance(sha, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", sha):
+        errs.append("sha256 must be 64 hex digits")
+    inp = card.get("input")
+    if not isinstance(inp, dict):
+        errs.append("input must be an object")
+    else:
+        for k in ("height", "width", "channels"):
+            if not isinstance(inp.get(k), int) or isinstance(inp.get(k), bool) or inp[k] < 1:
+                errs.append(f"input.{k} must be a positive integer")
+        if inp.get("channels") not in (1, 3):
+            errs.append("input.channels must be 3 (RGB) or 1 (grey)")
+        if inp.get("layout", "NHWC") != "NHWC":
+            errs.append(f"input.layout must be NHWC, got {inp.get('layout')!r}")
+        if inp.get("dtype", "float32") not in ("float32", "uint8"):
+            errs.append("input.dtype must be float32 or uint8")
+        if not _num(inp.get("scale", 1.0)):
+            errs.append("input.scale must be a number")
+        ch = inp.get("channels") if isinstance(inp.get("channels"), int) else 3
+        for k in ("mean", "std"):
+            v = inp.get(k)
+            if v is None:
+                continue
+            if not isinstance(v, list) or len(v) != ch or not all(_num(x) for x in v):
+                errs.append(f"input.{k} must be a list of {ch} numbers")
+            elif k == "std" and any(x == 0 for x in v):
+                errs.append("input.std must not contain 0")
+    classes = card.get("classes")
+    if not isinstance(classes, list) or len(classes) < 2:
+        errs.append("classes must be a list of at least 2 classes")
+    else:
+        labels, negatives = set(), 0
+        for i, c in enumerate(classes):
+            if not isinstance(c, dict):
+                errs.append(f"classes[{i}] is not an object")
+                continue
+            if c.get("id") != i:
+                errs.append(f"classes[{i}].id must be {i} (ids are 0..N-1 in order)")
+            lab = c.get("label")
+            if not isinstance(lab, str) or not lab:
+                errs.append(f"classes[{i}].label must be a non-empty string")
+            elif lab in labels:
+                errs.append(f"classes[{i}].label {lab!r} is a duplicate")
+            labels.add(lab)
+            if c.get("value") is not None and not _num(c.get("value")):
+                errs.append(f"classes[{i}].value must be a number or null")
+            disp = c.get("display")
+            if not isinstance(disp, dict) or not isinstance(disp.get("en"), str):
+                errs.append(f"classes[{i}].display must have an 'en' string")
+            negatives += bool(c.get("negative"))
+        if negatives > 1:
+            errs.append("at most one class may be negative")
+    thr = card.get("threshold")
+    if not _num(thr) or not 0 < thr <= 1:
+        errs.append(f"threshold must be in (0, 1], got {thr!r}")
+    return errs
+
+
+def load_bundle(path: Path) -> Bundle:
+    """Read and check card.json and the model file it names (not yet the model's shapes)."""
+    if not path.is_dir():
+        raise BundleError(
+            f"model bundle {path} does not exist or is not a directory (set MODEL_DIR)"
+        )
+    card_path = path / "card.json"
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BundleError(f"model bundle {path} has no card.json") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise BundleError(f"{card_path} is not valid JSON: {e}") from None
+    errs = validate_card(card)
+    if errs:
+        raise BundleError(f"{card_path}: " + "; ".join(errs))
+    model_path = path / card["model_file"]
+    if not model_path.is_file():
+        raise BundleError(f"model bundle {path}: model_file {card['model_file']} is missing")
+    digest = sha256_file(model_path)
+    if digest != card["sha256"].lower():
+        raise BundleError(
+            f"{model_path}: sha256 {digest[:12]}... does not match card.json "
+            f"{card['sha256'][:12]}... (corrupt or swapped model file)"
+        )
+    return Bundle(path, card, model_path)
+
+
+def check_shapes(bundle: Bundle, input_shape: list[int], output_shape: list[int]) -> None:
+    """The model's real tensors must agree with the card (-1 means a dynamic dimension)."""
+    inp = bundle.card["input"]
+    want = [inp["height"], inp["width"], inp["channels"]]
+    ok_in = (
+        len(input_shape) == 4
+        and input_shape[0] in (1, -1)
+        and all(d in (w, -1) for d, w in zip(input_shape[1:], want, strict=True))
+    )
+    if not ok_in:
+        raise BundleError(
+            f"{bundle.model_path}: model input shape {input_shape} does not match the card's "
+            f"[1, {want[0]}, {want[1]}, {want[2]}] (NHWC)"
+        )
+    n = len(bundle.classes)
+    if len(output_shape) < 1 or output_shape[-1] != n:
+        raise BundleError(
+            f"{bundle.model_path}: model output shape {output_shape} does not end in {n} "
+            f"(the card lists {n} classes)"
+        )

@@ -1,0 +1,96 @@
+"""Decode an upload in memory (never on disk) into the model's input array.
+
+JPEG, PNG, WebP and HEIC; EXIF orientation; big JPEGs decoded at reduced scale (Image.draft);
+decompression bombs, truncated files and non-images are refused with an ApiError.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ApiError
+
+try:  # HEIC/HEIF (iPhone photos)
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    HEIF = True
+except ImportError:  # pragma: no cover - the image always ships it
+    HEIF = False
+
+ALLOWED = {"JPEG", "PNG", "WEBP", "HEIF", "MPO"}  # MPO: multi-picture JPEG from some cameras
+FORMATS_TEXT = "JPEG, PNG, WebP or HEIC"
+
+
+def decode(data: bytes, size: tuple[int, int], max_pixels: int, mode: str = "RGB") -> Image.Image:
+    """Bytes -> upright RGB (or L) image at least `size` (w, h) where the source allows."""
+    if not data:
+        raise ApiError(400, "empty_image", "The image is empty.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            fmt = img.format
+            if fmt not in ALLOWED:
+                raise ApiError(
+                    415, "unsupported_image_format",
+                    f"{fmt} images are not supported; send a {FORMATS_TEXT} photo.",
+                )
+            w, h = img.size
+            if w * h > max_pixels:
+                raise ApiError(
+                    422, "image_too_large",
+                    f"The image has {w}x{h} pixels, more than the {max_pixels} allowed.",
+                )
+            if fmt in ("JPEG", "MPO"):
+                # Let libjpeg decode at 1/2, 1/4 or 1/8 scale: either side may end up as
+                # the height after EXIF rotation, so ask for the larger target on both.
+                side = max(size)
+                img.draft(mode, (side, side))
+            img.load()
+            img = ImageOps.exif_transpose(img)
+            if img.mode != mode:
+                if img.mode in ("I;16", "I;16B", "I", "F"):
+                    img = img.convert("I").point(lambda v: v / 256).convert("L")
+                img = img.convert(mode)
+            return img
+    except ApiError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ApiError(
+            422, "image_too_large", f"The image has more than {max_pixels} pixels."
+        ) from None
+    except UnidentifiedImageError:
+        raise ApiError(
+            422, "invalid_image", f"The upload is not a {FORMATS_TEXT} image."
+        ) from None
+    except (OSError, SyntaxError, ValueError, EOFError, RuntimeError, TypeError) as e:
+        # Truncated or corrupt data: Pillow and its plugins use all of these.
+        raise ApiError(
+            422, "invalid_image", f"The image could not be decoded ({_short(e)})."
+        ) from None
+
+
+def _short(e: Exception) -> str:
+    text = str(e).splitlines()[0] if str(e) else type(e).__name__
+    return text[:120]
+
+
+def to_array(img: Image.Image, inp: dict) -> np.ndarray:
+    """Resize to the model's input and normalise as the card says: x*scale, then (x-mean)/std."""
+    size = (inp["width"], inp["height"])
+    if img.size != size:
+        img = img.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    x = np.asarray(img, dtype=np.float32)
+    if x.ndim == 2:
+        x = x[..., None]
+    x = x * np.float32(inp.get("scale", 1.0))
+    if inp.get("mean") is not None:
+        x = x - np.asarray(inp["mean"], np.float32)
+    if inp.get("std") is not None:
+        x = x / np.asarray(inp["std"], np.float32)
+    return x

@@ -1,0 +1,133 @@
+"""The OpenAPI 3.1 document for /api/v1 (served at /api/v1/openapi.json)."""
+
+from __future__ import annotations
+
+from .config import Settings
+
+ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def _err(desc: str) -> dict:
+    return {"description": desc, "content": {"application/json": {"schema": ERROR}}}
+
+
+def spec(settings: Settings) -> dict:
+    candidate = {
+        "type": "object",
+        "properties": {
+            "label": {"type": "string", "example": "USD-20"},
+            "display_name": {"type": "string", "example": "Twenty dollars"},
+            "value": {"type": ["number", "null"], "example": 20},
+            "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+        },
+        "required": ["label", "display_name", "value", "confidence"],
+    }
+    answer = {
+        "type": "object",
+        "properties": {
+            "identified": {"type": "boolean",
+                           "description": "top-1 is a note and confidence >= threshold"},
+            **candidate["properties"],
+            "no_object": {"type": "boolean",
+                          "description": "top-1 is the negative class ('none') above threshold"},
+            "message": {"type": "string", "description": "what to say to the user"},
+            "candidates": {"type": "array", "items": {"$ref": "#/components/schemas/Candidate"},
+                           "description": "the two likeliest notes (negative class excluded)"},
+            "top_k": {"type": "array", "items": {"$ref": "#/components/schemas/Candidate"}},
+            "threshold": {"type": "number"},
+            "lang": {"type": "string", "enum": ["en", "es"]},
+            "model": {"$ref": "#/components/schemas/ModelRef"},
+            "timings_ms": {
+                "type": "object",
+                "properties": {k: {"type": "number"}
+                               for k in ("decode", "preprocess", "inference", "total")},
+            },
+        },
+        "required": ["identified", "label", "confidence", "no_object", "message",
+                     "candidates", "top_k", "threshold", "lang", "model", "timings_ms"],
+    }
+    b64 = {"type": "string", "description": "base64 or a data: URL"}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "usbills model-site API",
+            "version": "1",
+            "description": (
+                "Identify a US banknote in a photo. Images: JPEG, PNG, WebP or HEIC, at most "
+                f"{settings.max_upload_mb:g} MB per request and {settings.max_batch} per batch."
+            ),
+        },
+        "servers": [{"url": "/"}],
+        "paths": {
+            "/api/v1/predict": {
+                "post": {
+                    "summary": "Identify the banknote in one image or several (batch)",
+                    "parameters": [
+                        {"name": "lang", "in": "query", "required": False,
+                         "schema": {"type": "string", "enum": ["en", "es"]},
+                         "description": "answer language (else Accept-Language, else en)"},
+                        {"name": "top_k", "in": "query", "required": False,
+                         "schema": {"type": "integer", "minimum": 1},
+                         "description": f"entries in top_k (default {settings.top_k})"},
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "multipart/form-data": {
+                                "schema": {"type": "object", "properties": {"image": {
+                                    "type": "array",
+                                    "items": {"type": "string", "format": "binary"},
+                                    "description": "repeat the field for a batch"}}},
+                            },
+                            "image/*": {"schema": {"type": "string", "format": "binary"}},
+                            "application/json": {"schema": {"oneOf": [
+                                {"type": "object", "properties": {"image": b64},
+                                 "required": ["image"]},
+                                {"type": "object", "properties": {
+                                    "images": {"type": "array", "items": b64, "minItems": 1}},
+                                 "required": ["images"]},
+                            ]}},
+                        },
+                    },
+                    "responses": {
+                        "200": {"description": "The answer (a batch gets {results, model})",
+                                "content": {"application/json": {"schema": {"oneOf": [
+                                    {"$ref": "#/components/schemas/Answer"},
+                                    {"$ref": "#/components/schemas/BatchAnswer"}]}}}},
+                        "400": _err("Bad request: invalid JSON or base64, missing image, "
+                                    "bad parameter"),
+                        "405": _err("Method not allowed"),
+                        "413": _err("Upload over MAX_UPLOAD_MB, or more images than MAX_BATCH"),
+                        "415": _err("Unsupported Content-Type or image format"),
+                        "422": _err("Not a decodable image, truncated, or too many pixels"),
+                        "429": _err("Busy: retry after the Retry-After header"),
+                        "503": _err("Model not loaded yet"),
+                    },
+                }
+            },
+            "/api/v1/model": {"get": {"summary": "The model card (card.json) and serving settings",
+                                      "responses": {"200": {"description": "card.json + serving"},
+                                                    "503": _err("Model not loaded yet")}}},
+            "/api/v1/openapi.json": {"get": {"summary": "This document",
+                                             "responses": {"200": {"description": "OpenAPI"}}}},
+            "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {
+                "description": '{"status": "ok"}'}}}},
+            "/readyz": {"get": {"summary": "Readiness: model loaded and warmed", "responses": {
+                "200": {"description": '{"status": "ready", ...}'},
+                "503": _err("Not ready")}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {
+                "description": "text exposition format"}}}},
+        },
+        "components": {"schemas": {
+            "Candidate": candidate,
+            "Answer": answer,
+            "BatchAnswer": {"type": "object", "properties": {
+                "results": {"type": "array", "items": {"$ref": "#/components/schemas/Answer"}},
+                "model": {"$ref": "#/components/schemas/ModelRef"}}},
+            "ModelRef": {"type": "object", "properties": {
+                "name": {"type": "string"}, "version": {"type": "string"}}},
+            "Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {
+                "code": {"type": "string"}, "message": {"type": "string"}},
+                "required": ["code", "message"]}}, "required": ["error"]},
+        }},
+    }

@@ -1,0 +1,136 @@
+"""From image bytes to the API answer: decode, preprocess, infer, explain.
+
+`predict_image` is also the entry point of the no-JS page (pages.py).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from flask import current_app, has_app_context
+
+from . import imaging, metrics, runtime
+from .config import Settings, load_settings
+from .errors import ApiError
+
+LANGS = ("en", "es")
+UNSURE = {
+    "en": "Cannot identify the note. It may be {a} or {b}.",
+    "es": "No se puede identificar el billete. Puede ser {a} o {b}.",
+}
+UNSURE_ONE = {
+    "en": "Cannot identify the note. It may be {a}.",
+    "es": "No se puede identificar el billete. Puede ser {a}.",
+}
+
+
+def _settings() -> Settings:
+    if has_app_context() and "USBILLS_SETTINGS" in current_app.config:
+        return current_app.config["USBILLS_SETTINGS"]
+    return load_settings()
+
+
+def _ready_model() -> runtime.Model:
+    model = runtime.get_model()
+    if model is None or not model.ready:
+        raise ApiError(503, "not_ready", "The model is not loaded yet; try again shortly.",
+                       {"Retry-After": "1"})
+    return model
+
+
+def normalise_lang(lang: str | None) -> str:
+    primary = (lang or "en").strip().lower().replace("_", "-").split("-")[0]
+    return primary if primary in LANGS else "en"
+
+
+def _display(cls: dict, lang: str) -> str:
+    return cls["display"].get(lang) or cls["display"]["en"]
+
+
+def _entry(cls: dict, p: float, lang: str) -> dict:
+    return {
+        "label": cls["label"],
+        "display_name": _display(cls, lang),
+        "value": cls.get("value"),
+        "confidence": round(float(p), 4),
+    }
+
+
+def explain(probs: np.ndarray, model: runtime.Model, lang: str, top_k: int,
+            threshold: float) -> dict:
+    """The answer for one probability vector (see the contract in docs/api.md)."""
+    classes = model.bundle.classes
+    neg = model.bundle.negative_id
+    order = [int(i) for i in np.argsort(-probs, kind="stable")]
+    top = order[0]
+    p = float(probs[top])
+    identified = top != neg and p >= threshold
+    no_object = top == neg and p >= threshold
+    # Candidates are what the note may be: the two likeliest classes that are notes.
+    cands = [i for i in order if i != neg][:2]
+    if identified or no_object:
+        message = _display(classes[top], lang)
+    elif len(cands) >= 2:
+        message = UNSURE[lang].format(a=_display(classes[cands[0]], lang),
+                                      b=_display(classes[cands[1]], lang))
+    else:
+        message = UNSURE_ONE[lang].format(a=_display(classes[cands[0]], lang))
+    first = _entry(classes[top], p, lang)
+    return {
+        "identified": identified,
+        **first,
+        "no_object": no_object,
+        "message": message,
+        "candidates": [_entry(classes[i], probs[i], lang) for i in cands],
+        "top_k": [_entry(classes[i], probs[i], lang) for i in order[:top_k]],
+        "threshold": threshold,
+        "lang": lang,
+        "model": model_ref(model),
+    }
+
+
+def model_ref(model: runtime.Model) -> dict:
+    return {"name": model.card["name"], "version": model.card["version"]}
+
+
+def predict_images(images: list[bytes], lang: str = "en", top_k: int | None = None) -> list[dict]:
+    """Answers for several images, in order (one model call for the whole batch)."""
+    settings = _settings()
+    model = _ready_model()
+    lang = normalise_lang(lang)
+    n_classes = len(model.bundle.classes)
+    k = min(top_k or settings.top_k, n_classes)
+    threshold = settings.confidence_threshold or float(model.card["threshold"])
+    inp = model.card["input"]
+    mode = "L" if inp["channels"] == 1 else "RGB"
+    arrays, timings = [], []
+    for i, data in enumerate(images):
+        t0 = time.perf_counter()
+        try:
+            img = imaging.decode(data, (inp["width"], inp["height"]), settings.max_pixels, mode)
+        except ApiError as e:
+            if len(images) > 1:
+                e.message = f"Image {i + 1}: {e.message}"
+            raise
+        t1 = time.perf_counter()
+        arrays.append(imaging.to_array(img, inp))
+        t2 = time.perf_counter()
+        timings.append({"decode": (t1 - t0) * 1000, "preprocess": (t2 - t1) * 1000})
+    t3 = time.perf_counter()
+    probs = model.predict(np.stack(arrays))
+    infer_ms = (time.perf_counter() - t3) * 1000 / len(images)
+    answers = []
+    for row, t in zip(probs, timings, strict=True):
+        ans = explain(row, model, lang, k, threshold)
+        t["inference"] = infer_ms
+        t["total"] = t["decode"] + t["preprocess"] + infer_ms
+        ans["timings_ms"] = {key: round(v, 2) for key, v in t.items()}
+        metrics.record_prediction(ans["label"], ans["identified"], t)
+        answers.append(ans)
+    return answers
+
+
+def predict_image(data: bytes, lang: str = "en", top_k: int | None = None) -> dict:
+    """The single-image API answer; raises ApiError for bad input or when not ready."""
+    return predict_images([data], lang, top_k)[0]
