@@ -1,0 +1,219 @@
+"""Fixtures for the proxy tests: the real proxy stack, a Pebble CA and tiny test sites.
+
+Everything gets a random suffix (compose project, network, containers, volumes) and is removed
+in teardown; no host ports are published - the tests talk to container IPs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PROXY = ROOT / "proxy"
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(PROXY))  # the proxygen package is not installed on the host
+
+BACKEND_IMAGE = "usbills-test/backend:local"
+PEBBLE_IMAGE = "usbills-test/pebble:local"
+DOMAINS = ["a.usbills.test", "b.usbills.test", "late.usbills.test", "bad.usbills.test",
+           "both.usbills.test"]
+
+
+def sh(*cmd, env=None, check=True, timeout=300):
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout,
+                          check=False)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n"
+                           f"{proc.stderr}")
+    return proc
+
+
+def wait_for(what, fn, timeout=90, interval=0.5):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            value = fn()
+            if value:
+                return value
+        except Exception as exc:  # keep polling; report the last error on timeout
+            last = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what} (last error: {last!r})")
+
+
+def make_pebble_tls(directory: Path) -> None:
+    """CA + server certificate for Pebble's own HTTPS endpoint (Debian ships none)."""
+    d = str(directory)
+    sh("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+       "-nodes", "-days", "2", "-subj", "/CN=usbills test pebble CA",
+       "-keyout", f"{d}/ca.key", "-out", f"{d}/ca.pem")
+    sh("openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+       "-subj", "/CN=pebble", "-keyout", f"{d}/key.pem", "-out", f"{d}/server.csr")
+    (directory / "ext.cnf").write_text("subjectAltName=DNS:pebble,DNS:localhost\n")
+    sh("openssl", "x509", "-req", "-in", f"{d}/server.csr", "-CA", f"{d}/ca.pem",
+       "-CAkey", f"{d}/ca.key", "-CAcreateserial", "-days", "2", "-extfile", f"{d}/ext.cnf",
+       "-out", f"{d}/cert.pem")
+    (directory / "config.json").write_text(json.dumps({"pebble": {
+        "listenAddress": "0.0.0.0:14000", "managementListenAddress": "0.0.0.0:15000",
+        "certificate": "/pebble/cert.pem", "privateKey": "/pebble/key.pem",
+        "httpPort": 80, "tlsPort": 443, "ocspResponderURL": "",
+        "externalAccountBindingRequired": False,
+        # 90 days like Let's Encrypt (Mozilla's profile allows at most 366).
+        "certificateValidityPeriod": 90 * 86400}}))
+    for f in directory.iterdir():
+        f.chmod(0o644)  # Pebble runs as nobody in its container
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    docker = pytest.importorskip("docker")
+    try:
+        client = docker.from_env()
+        client.ping()
+    except Exception as exc:
+        pytest.skip(f"no Docker engine: {exc}")
+    return client
+
+
+@pytest.fixture(scope="session")
+def test_images(docker_client, tmp_path_factory):
+    sh("docker", "build", "-q", "-t", BACKEND_IMAGE, str(HERE / "backend"))
+    ctx = tmp_path_factory.mktemp("pebble-ctx")
+    pebble = shutil.which("pebble") or "/usr/bin/pebble"
+    if not Path(pebble).exists():
+        pytest.skip("Debian's pebble package is not installed")
+    shutil.copy(pebble, ctx / "pebble")
+    shutil.copy(HERE / "pebble" / "Dockerfile", ctx / "Dockerfile")
+    sh("docker", "build", "-q", "-t", PEBBLE_IMAGE, str(ctx))
+    sh("docker", "compose", "-f", str(PROXY / "docker-compose.yml"), "build", "-q",
+       timeout=900)
+
+
+class Stack:
+    """One proxy + companion + Pebble on a private network, driven through docker compose."""
+
+    def __init__(self, client, tmp: Path, suffix: str, env_extra: dict[str, str]):
+        self.client = client
+        self.suffix = suffix
+        self.project = f"usbills-proxytest-{suffix}"
+        self.network = f"usbills-proxytest-{suffix}"
+        self.pebble_dir = tmp / "pebble"
+        self.pebble_dir.mkdir()
+        self.vhost_dir = tmp / "vhost.d"
+        self.vhost_dir.mkdir()
+        self.root_pem = tmp / "pebble-root.pem"
+        self.sites: list = []
+        self.env = dict(os.environ, PROXY_NETWORK=self.network, HTTP_PORT="127.0.0.1:0",
+                        HTTPS_PORT="127.0.0.1:0", VHOST_DIR=str(self.vhost_dir),
+                        PEBBLE_DIR=str(self.pebble_dir), ACME_CA_URI="https://pebble:14000/dir",
+                        RATE_LIMIT="100", RATE_BURST="200", **env_extra)
+
+    def compose(self, *args, check=True, timeout=300):
+        return sh("docker", "compose", "-p", self.project, "-f", str(PROXY / "docker-compose.yml"),
+                  "-f", str(HERE / "compose.pebble.yml"), *args, env=self.env, check=check,
+                  timeout=timeout)
+
+    def up(self):
+        make_pebble_tls(self.pebble_dir)
+        self.client.networks.create(self.network, driver="bridge",
+                                    labels={"usbills.test": self.project})
+        self.compose("up", "-d", "--no-build")
+        self.proxy = self.service("proxy")
+        self.companion = self.service("companion")
+        self.pebble = self.service("pebble")
+        self.proxy_ip = self.ip(self.proxy)
+        wait_for("proxy on :80", lambda: self.http("nothing.test", "/").status == 503)
+        self.root_pem.write_text(wait_for("pebble root", self._pebble_root))
+
+    def service(self, name):
+        return self.client.containers.list(filters={
+            "label": [f"com.docker.compose.project={self.project}",
+                      f"com.docker.compose.service={name}"]})[0]
+
+    def ip(self, container):
+        container.reload()
+        return container.attrs["NetworkSettings"]["Networks"][self.network]["IPAddress"]
+
+    def _pebble_root(self):
+        import urllib3
+        pool = urllib3.HTTPSConnectionPool(self.ip(self.pebble), 15000, server_hostname="pebble",
+                                           assert_hostname="pebble", cert_reqs="CERT_REQUIRED",
+                                           ca_certs=str(self.pebble_dir / "ca.pem"), retries=False)
+        resp = pool.request("GET", "/roots/0")
+        return resp.data.decode() if resp.status == 200 else None
+
+    def start_site(self, name, env, networks=None):
+        networks = [self.network] if networks is None else networks
+        container = self.client.containers.run(
+            BACKEND_IMAGE, detach=True, name=f"{self.project}-{name}",
+            environment={"SITE_NAME": name, **env}, network=networks[0] if networks else "none",
+            labels={"usbills.test": self.project})
+        self.sites.append(container)
+        return container
+
+    def remove_site(self, container):
+        container.remove(force=True)
+        self.sites.remove(container)
+
+    # HTTP helpers: always to the proxy's container IP, with the right Host header / SNI.
+    def http(self, host, path, method="GET", body=None, headers=None):
+        import urllib3
+        pool = urllib3.HTTPConnectionPool(self.proxy_ip, 80, retries=False, timeout=10)
+        return pool.request(method, path, body=body, headers={"Host": host, **(headers or {})},
+                            redirect=False)
+
+    def https_pool(self, host, verify=True, **kw):
+        import urllib3
+        if verify:
+            return urllib3.HTTPSConnectionPool(
+                self.proxy_ip, 443, server_hostname=host, assert_hostname=host,
+                cert_reqs="CERT_REQUIRED", ca_certs=str(self.root_pem), timeout=10, **kw)
+        return urllib3.HTTPSConnectionPool(self.proxy_ip, 443, server_hostname=host,
+                                           cert_reqs="CERT_NONE", assert_hostname=False,
+                                           timeout=10, **kw)
+
+    def https(self, host, path="/", method="GET", verify=True, **kw):
+        return self.https_pool(host, verify, retries=False).request(
+            method, path, headers={"Host": host, **kw.pop("headers", {})}, redirect=False, **kw)
+
+    def wait_cert(self, host, timeout=90):
+        def ok():
+            return self.https(host, "/").status == 200
+        return wait_for(f"Pebble certificate for {host}", ok, timeout=timeout)
+
+    def logs(self, container):
+        return container.logs().decode(errors="replace")
+
+    def down(self):
+        for c in list(self.sites):
+            c.remove(force=True)
+        self.compose("down", "-v", "--remove-orphans", "-t", "5", check=False)
+        try:
+            self.client.networks.get(self.network).remove()
+        except Exception:
+            pass
+
+
+@pytest.fixture(scope="module")
+def stack(docker_client, test_images, tmp_path_factory):
+    s = Stack(docker_client, tmp_path_factory.mktemp("proxy"), uuid.uuid4().hex[:8],
+              {"ACME_BACKOFF_SECONDS": "5"})
+    try:
+        s.up()
+        yield s
+    except Exception:
+        for svc in ("proxy", "companion"):
+            print(s.compose("logs", "--no-color", svc, check=False).stdout[-4000:])
+        raise
+    finally:
+        s.down()
