@@ -70,6 +70,10 @@ def read_images() -> tuple[list[bytes], bool]:
     ctype = (request.mimetype or "").lower()
     if ctype == "multipart/form-data":
         return _from_multipart()
+    if ctype == "application/x-www-form-urlencoded" and "image" in request.form:
+        # A plain form field with base64; without it this is most likely
+        # `curl --data-binary @photo.jpg` without -H "Content-Type: image/jpeg": 415 below.
+        return _from_multipart()
     if ctype == "application/json" or ctype.endswith("+json"):
         return _from_json()
     if ctype.startswith("image/") or ctype == "application/octet-stream":

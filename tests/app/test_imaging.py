@@ -1,0 +1,55 @@
+"""Image decoding: orientation, reduced-scale JPEG decoding, normalisation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests import synth
+from usbills_app.errors import ApiError
+from usbills_app.imaging import decode, to_array
+
+
+@pytest.mark.parametrize("orientation, size", [(1, (300, 200)), (3, (300, 200)),
+                                               (6, (200, 300)), (8, (200, 300))])
+def test_exif_orientation_applied(orientation, size):
+    img = Image.new("RGB", (300, 200), (255, 255, 255))
+    img.paste((255, 0, 0), (0, 0, 60, 60))  # red square top-left as stored
+    out = decode(synth.jpeg(img, exif_orientation=orientation), (400, 400), 10**8)
+    assert out.size == size
+    corner = {1: (5, 5), 3: (size[0] - 5, size[1] - 5), 6: (size[0] - 5, 5), 8: (5, size[1] - 5)}
+    r, g, b = out.getpixel(corner[orientation])
+    assert r > 200 and g < 60 and b < 60
+
+
+def test_big_jpeg_decoded_at_reduced_scale():
+    data = synth.jpeg(synth.photo((4000, 3000)))
+    out = decode(data, (224, 224), 10**8)
+    # libjpeg's 1/8 scale: 500x375, still at least the model's input size.
+    assert out.size == (500, 375)
+
+
+def test_small_jpeg_not_reduced_below_target():
+    out = decode(synth.jpeg(synth.photo((600, 400))), (224, 224), 10**8)
+    assert min(out.size) >= 224
+
+
+def test_to_array_normalises():
+    inp = {"height": 4, "width": 4, "channels": 3, "scale": 1 / 255,
+           "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}
+    x = to_array(Image.new("RGB", (10, 10), (255, 0, 255)), inp)
+    assert x.shape == (4, 4, 3) and x.dtype == np.float32
+    assert np.allclose(x[0, 0], [1, -1, 1], atol=1e-5)
+
+
+def test_grey_model_input():
+    out = decode(synth.jpeg(synth.bill()), (8, 8), 10**8, mode="L")
+    x = to_array(out, {"height": 8, "width": 8, "channels": 1, "scale": 1.0})
+    assert x.shape == (8, 8, 1)
+
+
+def test_bomb_refused_before_decoding():
+    with pytest.raises(ApiError) as e:
+        decode(synth.encode(Image.new("L", (3000, 3000)), "PNG"), (32, 32), 1_000_000)
+    assert e.value.status == 422 and e.value.code == "image_too_large"
