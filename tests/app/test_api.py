@@ -69,7 +69,9 @@ def test_raw_body(client, ctype):
     assert r.status_code == 200 and r.get_json()["label"] == "USD-10"
 
 
-@pytest.mark.parametrize("prefix", ["", "data:image/jpeg;base64,", "DATA:image/png;charset=x;base64,"])
+@pytest.mark.parametrize(
+    "prefix", ["", "data:image/jpeg;base64,", "DATA:image/png;charset=x;base64,"]
+)
 def test_json_base64(client, prefix):
     b64 = base64.b64encode(solid("USD-50")).decode()
     r = client.post(PREDICT, json={"image": prefix + b64})
