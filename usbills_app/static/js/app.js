@@ -169,20 +169,25 @@
   var preview = $('photo-preview');
   var previewUrl = null;
 
+  /* Decoded picture, upright per its EXIF orientation; <img> where createImageBitmap is
+     missing or refuses the options (older Safari). */
   function decode(file) {
-    if (window.createImageBitmap) {
-      return window.createImageBitmap(file, { imageOrientation: 'from-image' })
-        .then(function (b) { return { src: b, w: b.width, h: b.height }; })
-        .catch(function () { return decodeWithImg(file); });
-    }
-    return decodeWithImg(file);
+    return Promise.resolve()
+      .then(function () {
+        return window.createImageBitmap(file, { imageOrientation: 'from-image' });
+      })
+      .then(function (b) { return { src: b, w: b.width, h: b.height }; })
+      .catch(function () { return decodeWithImg(file); });
   }
 
   function decodeWithImg(file) {
     return new Promise(function (resolve, reject) {
       var url = URL.createObjectURL(file);
       var img = new Image();
-      img.onload = function () { resolve({ src: img, w: img.naturalWidth, h: img.naturalHeight }); };
+      img.onload = function () {
+        URL.revokeObjectURL(url); // the decoded picture stays usable
+        resolve({ src: img, w: img.naturalWidth, h: img.naturalHeight });
+      };
       img.onerror = function () { URL.revokeObjectURL(url); reject(new Error('undecodable')); };
       img.src = url;
     });
