@@ -15,6 +15,7 @@ import pytest
 import requests
 from PIL import Image
 
+import usbills_app.imaging  # noqa: F401 - registers the HEIF plugin for solid(fmt="HEIF")
 from tests.bundles import COLOURS, GREY, cached_bundle
 from usbills_app import create_app, runtime
 from usbills_app.config import Settings

@@ -1,0 +1,95 @@
+"""Real gunicorn with the project's config file, called over HTTP."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+from .conftest import ROOT, Gunicorn, solid
+
+pytestmark = pytest.mark.slow
+
+
+def test_predict_over_http(server):
+    r = requests.post(server.url + "/api/v1/predict?lang=es", data=solid("USD-20"),
+                      headers={"Content-Type": "image/jpeg"}, timeout=10)
+    assert r.status_code == 200 and r.json()["message"] == "Veinte dólares"
+    r = requests.post(server.url + "/api/v1/predict",
+                      files=[("image", ("a.jpg", solid("USD-1"))),
+                             ("image", ("b.png", solid("none", fmt="PNG")))],
+                      timeout=10)
+    assert [a["label"] for a in r.json()["results"]] == ["USD-1", "none"]
+
+
+def test_errors_over_http(server):
+    r = requests.post(server.url + "/api/v1/predict", data=b"x" * (11 * 1024 * 1024),
+                      headers={"Content-Type": "image/jpeg"}, timeout=30)
+    assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
+    r = requests.get(server.url + "/api/v1/predict", timeout=5)
+    assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_metrics_aggregate_workers(server):
+    # Enough requests that both workers (WEB_CONCURRENCY=2) are very likely to serve some;
+    # the count must be the total whichever worker answered /metrics.
+    n = 12
+    for _ in range(n):
+        with requests.Session() as s:  # a new connection each time
+            s.post(server.url + "/api/v1/predict", data=solid("USD-5"),
+                   headers={"Content-Type": "image/jpeg"}, timeout=10)
+    text = requests.get(server.url + "/metrics", timeout=5).text
+    m = re.search(r'usbills_predictions_total\{identified="true",label="USD-5"\} (\d+)', text)
+    assert m and float(m.group(1)) == n
+
+
+def test_access_log_is_json(server):
+    requests.get(server.url + "/healthz", headers={"User-Agent": 'quote" agent'}, timeout=5)
+    time.sleep(0.3)
+    lines = [ln for ln in server.log.read_text().splitlines() if ln.startswith("{")]
+    records = [json.loads(ln) for ln in lines]
+    hz = [r for r in records if r["path"] == "/healthz"]
+    assert hz and hz[-1]["status"] == 200 and hz[-1]["user_agent"] == 'quote" agent'
+    assert isinstance(hz[-1]["duration_ms"], float)
+
+
+def test_graceful_shutdown(bundle_dir, tmp_path):
+    g = Gunicorn({"MODEL_DIR": str(bundle_dir)}, tmp_path)
+    g.wait_ready()
+    assert g.stop() == 0
+    assert "Shutting down: Master" in g.log.read_text()
+
+
+def run_gunicorn(env: dict, tmp_path) -> subprocess.CompletedProcess:
+    import os
+
+    full = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "PORT": "1", **env}
+    return subprocess.run(
+        [sys.executable, "-m", "gunicorn", "-c", "usbills_app/gunicorn.conf.py",
+         "usbills_app:create_app()"],
+        cwd=ROOT, env=full, capture_output=True, text=True, timeout=60,
+    )
+
+
+@pytest.mark.parametrize("env, line", [
+    ({"MAX_BATCH": "lots"}, "MAX_BATCH='lots' is not an integer (allowed 1..64)"),
+    # (A non-integer WEB_CONCURRENCY is refused by gunicorn itself, before any config file.)
+    ({"WEB_CONCURRENCY": "0"}, "WEB_CONCURRENCY=0 is out of range (allowed 1..64)"),
+])
+def test_bad_env_stops_gunicorn_with_one_line(bundle_dir, tmp_path, env, line):
+    p = run_gunicorn({"MODEL_DIR": str(bundle_dir), **env}, tmp_path)
+    assert p.returncode != 0
+    assert p.stderr.strip().splitlines() == [f"usbills: configuration error: {line}"]
+
+
+def test_missing_bundle_stops_gunicorn_with_one_line(tmp_path):
+    p = run_gunicorn({"MODEL_DIR": str(tmp_path / "none")}, tmp_path)
+    assert p.returncode != 0
+    out = p.stdout + p.stderr
+    assert "usbills: model bundle error: model bundle " in out and "does not exist" in out
+    assert "Traceback" not in out
