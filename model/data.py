@@ -1,0 +1,180 @@
+"""Data-set loaders: a YOLO/Roboflow export and a folder-per-class tree, plus de-duplication.
+
+Both layouts give a list of :class:`Item` (one image, its split and its labelled boxes or its
+whole-image class). Training/evaluation turn items into samples (see ``model.samples``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+from scipy.fft import dct
+
+from model.classes import class_index
+
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+TRAIN_NAMES = ("train", "training")
+VALID_NAMES = ("valid", "val", "validation", "test")
+
+
+class DataError(ValueError):
+    """A data set that cannot be read (wrong layout, unknown class...)."""
+
+
+@dataclass
+class Item:
+    path: Path
+    split: str  # "train" or "valid"
+    # Boxes as (class index, x0, y0, x1, y1) in 0..1 image coordinates; empty for whole images.
+    boxes: list[tuple[int, float, float, float, float]] = field(default_factory=list)
+    label: int | None = None  # whole-image class (folder layout), None for box-labelled items
+
+    @property
+    def labelled(self) -> bool:
+        return bool(self.boxes) or self.label is not None
+
+
+@dataclass
+class Dataset:
+    items: list[Item]
+    layout: str
+    unlabelled: int = 0  # YOLO images without boxes (left out: see load_yolo)
+    duplicates: list[tuple[str, str, int]] = field(default_factory=list)
+
+    def split(self, name: str) -> list[Item]:
+        return [it for it in self.items if it.split == name]
+
+
+def open_rgb(path: Path) -> Image.Image:
+    with Image.open(path) as im:
+        return ImageOps.exif_transpose(im).convert("RGB")
+
+
+def _split_of(name: str) -> str | None:
+    name = name.lower()
+    if name in TRAIN_NAMES:
+        return "train"
+    if name in VALID_NAMES:
+        return "valid"
+    return None
+
+
+def _images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+
+
+def _yolo_names(root: Path) -> list[str]:
+    yaml = root / "data.yaml"
+    if not yaml.is_file():
+        raise DataError(f"{root}: YOLO layout needs data.yaml with the class names")
+    text = yaml.read_text(encoding="utf-8")
+    m = re.search(r"^names:\s*\[(.*?)\]", text, re.M | re.S)
+    if m:
+        return [n.strip().strip("'\"") for n in m.group(1).split(",") if n.strip()]
+    m = re.search(r"^names:\s*\n((?:\s+.*\n?)+)", text, re.M)  # block list / mapping form
+    if m:
+        return [re.sub(r"^\s*(-|\d+:)\s*", "", ln).strip().strip("'\"")
+                for ln in m.group(1).splitlines() if ln.strip()]
+    raise DataError(f"{yaml}: no 'names' list")
+
+
+def load_yolo(root: Path) -> Dataset:
+    """Roboflow/YOLO export: <split>/images/*.jpg + <split>/labels/*.txt + data.yaml.
+
+    Images without any box are left out: in Roboflow exports they are usually "null"
+    (unannotated) images, and in this data set they show banknotes, so they are not negatives.
+    """
+    names = [class_index(n) for n in _yolo_names(root)]
+    items, unlabelled = [], 0
+    for sub in sorted(p for p in root.iterdir() if p.is_dir()):
+        split = _split_of(sub.name)
+        if split is None or not (sub / "images").is_dir():
+            continue
+        for img in _images(sub / "images"):
+            lbl = sub / "labels" / (img.stem + ".txt")
+            boxes = []
+            if lbl.is_file():
+                for ln in lbl.read_text(encoding="utf-8").splitlines():
+                    parts = ln.split()
+                    if len(parts) < 5:
+                        continue
+                    c = int(parts[0])
+                    if not 0 <= c < len(names):
+                        raise DataError(f"{lbl}: class id {c} not in data.yaml names")
+                    cx, cy, w, h = (float(v) for v in parts[1:5])
+                    boxes.append((names[c], max(0.0, cx - w / 2), max(0.0, cy - h / 2),
+                                  min(1.0, cx + w / 2), min(1.0, cy + h / 2)))
+            if boxes:
+                items.append(Item(img, split, boxes))
+            else:
+                unlabelled += 1
+    if not items:
+        raise DataError(f"{root}: no labelled images found in YOLO layout")
+    return Dataset(items, "yolo", unlabelled)
+
+
+def _stable_split(path: Path, valid_fraction: float) -> str:
+    h = int.from_bytes(hashlib.sha256(path.name.encode()).digest()[:4], "big")
+    return "valid" if h / 2**32 < valid_fraction else "train"
+
+
+def load_folders(root: Path, valid_fraction: float = 0.2) -> Dataset:
+    """Folder per class: root/<split>/<class>/*.jpg, or root/<class>/*.jpg (split by name hash)."""
+    subs = [p for p in sorted(root.iterdir()) if p.is_dir()]
+    split_dirs = [p for p in subs if _split_of(p.name)]
+    groups = [(_split_of(p.name), p) for p in split_dirs] if split_dirs else [(None, root)]
+    items = []
+    for split, folder in groups:
+        for cdir in sorted(p for p in folder.iterdir() if p.is_dir()):
+            try:
+                label = class_index(cdir.name)
+            except ValueError as e:
+                raise DataError(f"{cdir}: {e}") from None
+            for img in _images(cdir):
+                items.append(Item(img, split or _stable_split(img, valid_fraction), [], label))
+    if not items:
+        raise DataError(f"{root}: no images found in folder-per-class layout")
+    return Dataset(items, "folders")
+
+
+def load(root: str | Path) -> Dataset:
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: not a directory")
+    if (root / "data.yaml").is_file() or any((p / "labels").is_dir() for p in root.iterdir()):
+        return load_yolo(root)
+    return load_folders(root)
+
+
+def phash(path: Path) -> int:
+    """64-bit perceptual hash (DCT of a 32x32 grey image, sign of the low 8x8 against median)."""
+    grey = open_rgb(path).convert("L").resize((32, 32), Image.Resampling.LANCZOS)
+    coef = dct(dct(np.asarray(grey, np.float64), axis=0, norm="ortho"), axis=1, norm="ortho")
+    low = coef[:8, :8].ravel()
+    bits = low > np.median(low[1:])
+    return int("".join("1" if b else "0" for b in bits), 2)
+
+
+def dedup(ds: Dataset, max_distance: int = 6) -> Dataset:
+    """Move validation images that nearly duplicate a training image into train.
+
+    Keeps every near-duplicate pair on one side so validation figures are not inflated.
+    Records (valid name, train name, hamming distance) in ``ds.duplicates``.
+    """
+    train = ds.split("train")
+    hashes = np.array([phash(it.path) for it in train], dtype=np.uint64)
+    found = []
+    for it in ds.split("valid"):
+        h = np.uint64(phash(it.path))
+        dist = np.array([bin(int(x)).count("1") for x in (hashes ^ h)])
+        j = int(dist.argmin()) if len(dist) else -1
+        if j >= 0 and dist[j] <= max_distance:
+            found.append((it.path.name, train[j].path.name, int(dist[j])))
+            it.split = "train"
+    ds.duplicates = found
+    return ds

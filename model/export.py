@@ -1,0 +1,189 @@
+"""Export the trained Keras model (.tflite float / dynamic-range int8, .onnx), compare the
+exports on the validation split and write the chosen one as the serving bundle."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from model import evaluate
+from model.backbone import MEAN, STD
+from model.classes import DISPLAY, LABELS, NONE, VALUES
+from model.predictors import Predictor
+
+MAX_BUNDLE_BYTES = 15 * 1024 * 1024
+
+
+def _serving_fn(full, batch: int | None):
+    import tensorflow as tf
+
+    size = full.input_shape[1]
+    spec = tf.TensorSpec([batch, size, size, 3], tf.float32, name="image")
+    return tf.function(lambda image: full(image, training=False), input_signature=[spec]), spec
+
+
+def to_tflite(full, path: Path, mode: str = "float") -> Path:
+    """mode: 'float' (float32 weights) or 'dynamic' (int8 weights, float activations)."""
+    import tensorflow as tf
+
+    if mode not in ("float", "dynamic"):
+        raise ValueError(f"unknown tflite mode {mode!r}")
+    size = full.input_shape[1]
+    kw = {"optimizations": [tf.lite.Optimize.DEFAULT]} if mode == "dynamic" else {}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    full.export(str(path), format="litert", verbose=False,
+                input_signature=[tf.TensorSpec([1, size, size, 3], tf.float32, name="image")],
+                **kw)
+    return path
+
+
+def to_onnx(full, path: Path) -> Path:
+    import tf2onnx
+
+    fn, spec = _serving_fn(full, None)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tf2onnx.convert.from_function(fn, input_signature=[spec], opset=17, output_path=str(path))
+    return path
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def make_card(model_file: Path, size: int, threshold: float, metrics: dict, version: str,
+              training: dict | None = None) -> dict:
+    fmt = model_file.suffix.lstrip(".")
+    classes = []
+    for i, (lab, val, disp) in enumerate(zip(LABELS, VALUES, DISPLAY, strict=True)):
+        c = {"id": i, "label": lab, "value": val, "display": disp}
+        if i == NONE:
+            c = {"id": i, "label": lab, "value": None, "negative": True, "display": disp}
+        classes.append(c)
+    card = {
+        "schema_version": 1,
+        "name": "usbills",
+        "title": {"en": "US banknote identifier", "es": "Identificador de billetes de EE. UU."},
+        "version": version,
+        "task": "image-classification",
+        "model_file": model_file.name,
+        "format": fmt,
+        "sha256": sha256(model_file),
+        "input": {"height": size, "width": size, "channels": 3, "layout": "NHWC",
+                  "dtype": "float32", "color": "RGB", "scale": 1 / 255,
+                  "mean": list(MEAN), "std": list(STD)},
+        "classes": classes,
+        "threshold": threshold,
+        "metrics": metrics,
+        "dataset": {"name": "Roboflow dollar-classify v1",
+                    "url": "https://universe.roboflow.com/ai-project-oessg/dollar-classify",
+                    "license": "CC BY 4.0"},
+        "license": "CC BY 4.0 (data); model weights: see docs/model-card.md",
+        "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    if training:
+        card["training"] = training
+    return card
+
+
+def write_bundle(model_file: Path, out: Path, card: dict) -> Path:
+    """Replace the bundle in ``out`` with ``model_file`` + card.json (checks the size limit)."""
+    if model_file.stat().st_size > MAX_BUNDLE_BYTES:
+        raise ValueError(f"{model_file}: {model_file.stat().st_size} bytes exceeds 15 MB")
+    out.mkdir(parents=True, exist_ok=True)
+    for old in list(out.glob("model.*")):
+        old.unlink()
+    dest = out / model_file.name
+    shutil.copyfile(model_file, dest)
+    card = dict(card, sha256=sha256(dest))
+    (out / "card.json").write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n",
+                                   encoding="utf-8")
+    return dest
+
+
+def median_latency_ms(pred: Predictor, images: np.ndarray, n: int = 60) -> float:
+    x = evaluate_input(images[:n])
+    pred.one(x[0])  # warm-up
+    times = []
+    for xi in x:
+        t = time.perf_counter()
+        pred.one(xi)
+        times.append((time.perf_counter() - t) * 1000)
+    return float(np.median(times))
+
+
+def evaluate_input(images: np.ndarray) -> np.ndarray:
+    return (images.astype(np.float32) / 255 - np.array(MEAN, np.float32)) / np.array(STD,
+                                                                                     np.float32)
+
+
+def export_and_choose(full, ds, args, log) -> dict:
+    """Export every candidate, measure each on the validation split, write the chosen bundle."""
+    size = full.input_shape[1]
+    _, images, y = evaluate.validation_set(ds.split("valid"), args.valid_photos, size)
+    spec = {"scale": 1 / 255, "mean": list(MEAN), "std": list(STD)}
+    keras_rep, keras_probs = evaluate.evaluate_predictor(
+        lambda x: full.predict(x, batch_size=32, verbose=0), images, y, args.threshold, spec)
+    log(evaluate.format_report(keras_rep, "Keras model on validation:"))
+    work = Path(args.work) / "export"
+    candidates = []
+    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    jobs = []
+    if "tflite" in formats:
+        jobs += [("tflite float32", lambda p: to_tflite(full, p, "float"), "float.tflite"),
+                 ("tflite int8 weights (dynamic range)", lambda p: to_tflite(full, p, "dynamic"),
+                  "dynamic.tflite")]
+    if "onnx" in formats:
+        jobs.append(("onnx float32", lambda p: to_onnx(full, p), "float.onnx"))
+    for name, fn, fname in jobs:
+        try:
+            path = fn(work / fname)
+            pred = Predictor(path)
+            rep, probs = evaluate.evaluate_predictor(pred, images, y, args.threshold, spec)
+        except Exception as e:  # noqa: BLE001 - an export path that fails is reported, not fatal
+            log(f"export {name} failed: {type(e).__name__}: {e}")
+            continue
+        c = {"name": name, "path": str(path), "bytes": path.stat().st_size,
+             "agreement": float((probs.argmax(1) == keras_probs.argmax(1)).mean()),
+             "max_abs_diff": float(np.abs(probs - keras_probs).max()),
+             "median_ms": median_latency_ms(pred, images)}
+        c.update({k: rep[k] for k in ("top1_accuracy", "none_as_bill_rate", "answered_accuracy",
+                                      "coverage", "ece")})
+        candidates.append((c, rep))
+        log(f"{name}: {c['bytes'] / 1e6:.1f} MB, top-1 {c['top1_accuracy']:.4f}, no-banknote "
+            f"answered {c['none_as_bill_rate']:.4f}, agreement {c['agreement']:.4f}, "
+            f"max |dp| {c['max_abs_diff']:.4f}, {c['median_ms']:.1f} ms")
+    if not candidates:
+        raise RuntimeError("no export succeeded")
+    ref = candidates[0][0]
+    ok = [(c, r) for c, r in candidates
+          if c["top1_accuracy"] >= ref["top1_accuracy"] - 0.005
+          and c["none_as_bill_rate"] <= ref["none_as_bill_rate"] + 0.005
+          and c["bytes"] <= MAX_BUNDLE_BYTES]
+    chosen, rep = min(ok or candidates[:1], key=lambda cr: cr[0]["median_ms"])
+    src = Path(chosen["path"])
+    model_file = work / ("model" + src.suffix)
+    shutil.copyfile(src, model_file)
+    rimgs, ry = evaluate.rotated(images, y)
+    rot, _ = evaluate.evaluate_predictor(Predictor(model_file), rimgs, ry, args.threshold, spec)
+    comparison = [c for c, _ in candidates]
+    training = {"views_per_class": args.views_per_class, "head_epochs": args.head_epochs,
+                "ft_epochs": args.ft_epochs, "seed": args.seed, "export": chosen["name"],
+                "comparison": [{k: (round(v, 5) if isinstance(v, float) else v)
+                                for k, v in c.items() if k != "path"} for c in comparison],
+                "near_duplicates": len(ds.duplicates),
+                "rotated_top1_accuracy": round(rot["top1_accuracy"], 4)}
+    card = make_card(model_file, size, args.threshold, evaluate.card_metrics(rep), args.version,
+                     training)
+    write_bundle(model_file, Path(args.out), card)
+    return {"report": rep, "rotated": rot, "card": card, "comparison": comparison,
+            "chosen": chosen["name"], "keras_probs": keras_probs}

@@ -1,0 +1,206 @@
+"""Train the US banknote classifier from scratch and write the serving bundle.
+
+    python -m model.train --data ../shared/data/usbills
+
+Steps (fixed seeds): load + de-duplicate the data set, render augmented views of every
+class (balanced), run the frozen lower half of MobileNetV2 once over them and cache the
+14x14x96 activations, train the softmax head on the pooled features, then fine-tune the
+upper blocks + head on the cached activations (BatchNorm frozen), export .tflite/.onnx,
+evaluate float and quantised exports on the validation split, and write the bundle and
+docs/model-card.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+from model import data as mdata  # noqa: E402
+from model import samples  # noqa: E402
+from model.classes import LABELS  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_OUT = REPO / "model" / "bundles" / "usbills"
+DEFAULT_WORK = REPO / "model" / "work"
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def balanced_views(srcs: list[samples.Source], per_class: int, rng: random.Random):
+    """Source indices giving ``per_class`` views of every class present (cycling sources)."""
+    by_class: dict[int, list[int]] = {}
+    for i, s in enumerate(srcs):
+        by_class.setdefault(s.label, []).append(i)
+    out = []
+    for _c, idx in sorted(by_class.items()):
+        reps = (per_class + len(idx) - 1) // len(idx)
+        pool = (idx * reps)[:per_class] if per_class >= len(idx) else rng.sample(idx, per_class)
+        out += pool
+    rng.shuffle(out)
+    return out
+
+
+def lower_features(lower, images_fn, n: int, batch: int = 32, label: str = "") -> np.ndarray:
+    """Run the frozen lower network over n pictures (images_fn(i) -> PIL) with a progress bar."""
+    import keras
+    import tensorflow as tf
+
+    from model.backbone import normalise
+
+    fn = tf.function(lambda x: lower(x, training=False), reduce_retracing=True)
+    out = None
+    tty = sys.stdout.isatty()
+    bar = keras.utils.Progbar(n, unit_name=label) if tty else None
+    t0, next_report = time.time(), 0.1
+    for start in range(0, n, batch):
+        idx = range(start, min(n, start + batch))
+        x = np.stack([normalise(np.asarray(images_fn(i))) for i in idx])
+        y = fn(tf.constant(x)).numpy().astype(np.float16)
+        if out is None:
+            out = np.empty((n, *y.shape[1:]), np.float16)
+        out[start : start + len(y)] = y
+        done = start + len(y)
+        if bar is not None:
+            bar.update(done)
+        elif done / n >= next_report or done == n:  # log files: a line every 10 %
+            rate = done / max(1e-9, time.time() - t0)
+            log(f"{label}: {done}/{n} ({rate:.1f}/s, ~{(n - done) / rate:.0f} s left)")
+            next_report += 0.1
+    return out
+
+
+def build_classifier(lower, upper, dropout: float = 0.2):
+    import keras
+
+    size = lower.input_shape[1]
+    inp = keras.Input((size, size, 3), name="image")
+    head_in = keras.Input(upper.output_shape[1:], name="pooled")
+    h = keras.layers.Dropout(dropout, name="dropout")(head_in)
+    h = keras.layers.Dense(len(LABELS), activation="softmax", name="probs")(h)
+    head = keras.Model(head_in, h, name="head")
+    full = keras.Model(inp, head(upper(lower(inp))), name="usbills")
+    return head, full
+
+
+def freeze_batchnorm(model) -> None:
+    import keras
+
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False  # Keras 3: also runs it in inference mode
+
+
+def train(args) -> dict:
+    import keras
+    import tensorflow as tf
+
+    from model import backbone, evaluate, export
+
+    keras.utils.set_random_seed(args.seed)
+    tf.config.experimental.enable_op_determinism()
+    rng = random.Random(args.seed)
+    t0 = time.time()
+
+    log(f"loading {args.data}")
+    ds = mdata.load(args.data)
+    mdata.dedup(ds)
+    train_items, valid_items = ds.split("train"), ds.split("valid")
+    log(f"{ds.layout} layout: {len(train_items)} train / {len(valid_items)} valid images, "
+        f"{len(ds.duplicates)} near-duplicates moved from valid to train, "
+        f"{ds.unlabelled} unlabelled images left out")
+    train_photos = samples.available_photos(args.train_photos)
+    srcs = samples.sources(train_items, train_photos, rng)
+    views = balanced_views(srcs, args.views_per_class, rng)
+    log(f"{len(srcs)} training sources -> {len(views)} augmented views "
+        f"({args.views_per_class} per class)")
+
+    lower, upper = backbone.build(args.size)
+    view_rngs = [random.Random(rng.randrange(2**31)) for _ in views]
+    x_low = lower_features(
+        lower, lambda i: samples.render(srcs[views[i]], view_rngs[i], size=args.size),
+        len(views), label="views")
+    y = np.array([srcs[v].label for v in views], np.int32)
+    log(f"cached lower features {x_low.shape} ({x_low.nbytes / 1e6:.0f} MB) "
+        f"in {time.time() - t0:.0f} s")
+
+    freeze_batchnorm(upper)
+    head, full = build_classifier(lower, upper)
+    verbose = 1 if sys.stdout.isatty() else 2
+
+    log("stage 1: head on pooled features (backbone frozen)")
+    pooled = upper.predict(x_low.astype(np.float32), batch_size=64, verbose=verbose)
+    head.compile(keras.optimizers.Adam(args.head_lr), "sparse_categorical_crossentropy",
+                 metrics=["accuracy"])
+    head.fit(pooled, y, batch_size=64, epochs=args.head_epochs, verbose=verbose, shuffle=True)
+
+    if args.ft_epochs > 0:
+        log(f"stage 2: fine-tune blocks {backbone.SPLIT}..18 + head ({args.ft_epochs} epochs)")
+        inp = keras.Input(x_low.shape[1:])
+        ft = keras.Model(inp, head(upper(inp)))
+        steps = args.ft_epochs * ((len(y) + 31) // 32)
+        lr = keras.optimizers.schedules.CosineDecay(args.ft_lr, steps)
+        ft.compile(keras.optimizers.Adam(lr), "sparse_categorical_crossentropy",
+                   metrics=["accuracy"])
+        ft.fit(x_low.astype(np.float32), y, batch_size=32, epochs=args.ft_epochs,
+               verbose=verbose, shuffle=True)
+    log(f"training done in {time.time() - t0:.0f} s")
+
+    args.work.mkdir(parents=True, exist_ok=True)
+    full.save(args.work / "usbills.keras")
+    result = export.export_and_choose(full, ds, args, log)
+    log(f"wrote bundle {args.out} ({result['chosen']}) in {time.time() - t0:.0f} s total")
+    evaluate.write_model_card(result, ds, args.card, train_info={
+        "views": len(views), "views_per_class": args.views_per_class,
+        "head_epochs": args.head_epochs, "ft_epochs": args.ft_epochs, "seed": args.seed,
+        "seconds": round(time.time() - t0), "comparison": result["comparison"],
+        "train_sources": len(srcs), "chosen": result["chosen"],
+    })
+    log(f"wrote {args.card}")
+    return result
+
+
+def parse(argv=None):
+    p = argparse.ArgumentParser(prog="python -m model.train", description=__doc__.split("\n")[0])
+    p.add_argument("--data", required=True, type=Path, help="YOLO/Roboflow or folder-per-class dir")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="bundle directory to write")
+    p.add_argument("--work", type=Path, default=DEFAULT_WORK, help="scratch dir (checkpoints)")
+    p.add_argument("--card", type=Path, default=REPO / "docs" / "model-card.md")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", type=int, default=224)
+    p.add_argument("--views-per-class", type=int, default=700)
+    p.add_argument("--head-epochs", type=int, default=20)
+    p.add_argument("--head-lr", type=float, default=1e-3)
+    p.add_argument("--ft-epochs", type=int, default=3)
+    p.add_argument("--ft-lr", type=float, default=2e-4)
+    p.add_argument("--threshold", type=float, default=0.8, help="served confidence threshold")
+    p.add_argument("--formats", default="tflite,onnx", help="exports to try (first is preferred)")
+    p.add_argument("--version", default="1.0.0")
+    p.add_argument("--train-photos", nargs="*", default=samples.SKIMAGE_TRAIN)
+    p.add_argument("--valid-photos", nargs="*", default=samples.SKIMAGE_VALID)
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse(argv)
+    try:
+        train(args)
+    except mdata.DataError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
+

@@ -1,0 +1,68 @@
+"""Data-set loaders, class-name mapping and perceptual-hash de-duplication."""
+
+from __future__ import annotations
+
+import random
+import shutil
+
+import pytest
+
+from model import data, samples
+from model.classes import LABELS, NONE, class_index
+
+pytestmark = pytest.mark.train
+
+
+def test_class_names_map_to_served_labels():
+    assert [class_index(n) for n in ["One", "Two", "Five", "Ten", "Twenty", "Fifty", "Hundred"]] \
+        == list(range(7))
+    assert class_index("USD-20") == class_index("$20") == class_index("20") == 4
+    assert class_index("background") == NONE == LABELS.index("none")
+    with pytest.raises(ValueError, match="unknown class name"):
+        class_index("Euro-5")
+
+
+def test_yolo_layout(yolo_dir):
+    ds = data.load(yolo_dir)
+    assert ds.layout == "yolo"
+    assert len(ds.split("train")) == 14 and len(ds.split("valid")) == 7
+    assert ds.unlabelled == 1  # the empty label file is neither a bill nor a negative
+    fifty = next(it for it in ds.items if it.path.name.startswith("Fifty"))
+    assert fifty.boxes[0][0] == LABELS.index("USD-50")
+    assert all(0 <= v <= 1 for v in fifty.boxes[0][1:])
+
+
+def test_folder_layout(folder_dir):
+    ds = data.load(folder_dir)
+    assert ds.layout == "folders"
+    assert {it.label for it in ds.split("valid")} == set(range(len(LABELS)))
+
+
+def test_folder_layout_rejects_unknown_class(tmp_path):
+    (tmp_path / "train" / "Euro").mkdir(parents=True)
+    with pytest.raises(data.DataError, match="unknown class name 'Euro'"):
+        data.load(tmp_path)
+
+
+def test_dedup_moves_near_duplicates_out_of_validation(tmp_path, yolo_dir):
+    root = tmp_path / "d"
+    shutil.copytree(yolo_dir, root)
+    src = root / "train" / "images" / "Ten_0.jpg"
+    img = data.open_rgb(src).resize((150, 150))  # a rescaled, re-encoded copy
+    img.save(root / "valid" / "images" / "copy.jpg", quality=60)
+    shutil.copy(root / "train" / "labels" / "Ten_0.txt", root / "valid" / "labels" / "copy.txt")
+    ds = data.dedup(data.load(root))
+    assert [d[:2] for d in ds.duplicates] == [("copy.jpg", "Ten_0.jpg")]
+    assert all(it.path.name != "copy.jpg" for it in ds.split("valid"))
+
+
+def test_samples_cover_bills_and_negatives(yolo_dir):
+    ds = data.load(yolo_dir)
+    rng = random.Random(0)
+    srcs = samples.sources(ds.split("train"), ["astronaut"], rng)
+    kinds = {s.kind for s in srcs}
+    assert {"box", "whole", "photo"} <= kinds
+    for s in srcs[:6] + srcs[-1:]:
+        img = samples.render(s, rng)
+        assert img.size == (samples.SIZE, samples.SIZE) and img.mode == "RGB"
+        assert samples.render(s, None).size == (samples.SIZE, samples.SIZE)

@@ -1,0 +1,92 @@
+"""Whole pipeline on a tiny generated data set: load, train a few steps, export, evaluate,
+load the bundle the way the service does, and check exports agree with the Keras model."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.train
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, yolo_dir):
+    from model import train
+
+    tmp = tmp_path_factory.mktemp("run")
+    args = ["--data", str(yolo_dir), "--out", str(tmp / "bundle"), "--work", str(tmp / "work"),
+            "--card", str(tmp / "card.md"), "--size", "96", "--views-per-class", "3",
+            "--head-epochs", "1", "--ft-epochs", "1", "--train-photos", "astronaut",
+            "--valid-photos", "coffee", "--formats", "tflite,onnx"]
+    assert train.main(args) == 0
+    return tmp
+
+
+def test_bundle_follows_the_contract(trained):
+    from model.classes import LABELS
+
+    bundle = trained / "bundle"
+    card = json.loads((bundle / "card.json").read_text())
+    model_file = bundle / card["model_file"]
+    assert sorted(p.name for p in bundle.iterdir()) == sorted(["card.json", model_file.name])
+    assert card["format"] == model_file.suffix.lstrip(".") in ("tflite", "onnx")
+    assert card["sha256"] == hashlib.sha256(model_file.read_bytes()).hexdigest()
+    assert [c["label"] for c in card["classes"]] == LABELS
+    assert [c["id"] for c in card["classes"]] == list(range(8))
+    assert card["classes"][-1]["negative"] is True and card["classes"][-1]["value"] is None
+    assert card["input"]["height"] == card["input"]["width"] == 96
+    assert 0 < card["threshold"] <= 1
+    assert set(card["metrics"]) >= {"top1_accuracy", "none_as_bill_rate", "ece",
+                                    "answered_accuracy", "coverage", "validation_images"}
+    assert model_file.stat().st_size <= 15 * 1024 * 1024
+    card_md = (trained / "card.md").read_text()
+    assert "CC BY 4.0" in card_md and "Near-duplicates" in card_md
+
+
+def test_service_loads_the_bundle(trained):
+    runtime = pytest.importorskip("usbills_app.runtime")
+    model = runtime.load_model(trained / "bundle")
+    assert model.ready
+    probs = np.asarray(model.predict(np.zeros((1, 96, 96, 3), np.float32)))
+    assert probs.shape == (1, 8)
+    assert abs(float(probs.sum()) - 1) < 1e-3
+
+
+def test_exports_agree_with_keras(trained):
+    import keras
+
+    from model.predictors import Predictor
+
+    full = keras.models.load_model(trained / "work" / "usbills.keras")
+    x = np.random.default_rng(0).normal(0, 1, (4, 96, 96, 3)).astype(np.float32)
+    ref = full.predict(x, verbose=0)
+    exports = {p.name: p for p in (trained / "work" / "export").iterdir()
+               if p.suffix in (".tflite", ".onnx") and p.stem != "model"}
+    assert "float.tflite" in exports
+    for name, path in exports.items():
+        got = Predictor(path)(x)
+        tol = 1e-4 if name.startswith("float") else 0.05  # int8 weights: small drift
+        assert np.abs(got - ref).max() < tol, name
+
+
+@pytest.mark.parametrize("layout", ["yolo", "folders"])
+def test_evaluate_cli_on_both_layouts(trained, yolo_dir, folder_dir, layout, capsys):
+    from model import evaluate
+
+    data_dir = yolo_dir if layout == "yolo" else folder_dir
+    card = trained / f"eval-{layout}.md"
+    assert evaluate.main(["--data", str(data_dir), "--bundle", str(trained / "bundle"),
+                          "--card", str(card)]) == 0
+    out = capsys.readouterr().out
+    assert "confusion" in out and "ECE" in out and "coverage" in out
+    assert "USD-100" in card.read_text()
+
+
+def test_evaluate_cli_bad_input(tmp_path, capsys):
+    from model import evaluate
+
+    assert evaluate.main(["--data", str(tmp_path / "missing"), "--bundle", str(tmp_path)]) == 2
+    assert "no card.json" in capsys.readouterr().err
