@@ -11,7 +11,7 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
-from flask import Blueprint, Response, current_app, render_template, request, url_for
+from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from . import pages_i18n as i18n
@@ -144,6 +144,13 @@ def predict_form():
     except ApiError as e:
         return _render("result.html", lang, remember, status=e.status, error=e.message)
     return _render("result.html", lang, remember, answer=answer)
+
+
+@bp.get("/predict")
+def predict_form_get():
+    """A bookmarked or reloaded result page: back to the scanner, in the same language."""
+    lang, _ = i18n.pick_lang(request)
+    return redirect(url_for("pages.index", lang=lang), code=303)
 
 
 @bp.get("/manifest.webmanifest")

@@ -174,6 +174,11 @@ def test_no_js_page_while_the_model_is_not_ready(model):
         runtime.set_model(None)
 
 
+def test_get_predict_goes_back_to_the_page(client):
+    r = client.get("/predict?lang=es")
+    assert r.status_code == 303 and r.headers["Location"].endswith("/?lang=es")
+
+
 def test_manifest(client):
     r = client.get("/manifest.webmanifest", headers={"Accept-Language": "es"})
     assert r.mimetype == "application/manifest+json"
