@@ -24,7 +24,7 @@ import urllib.parse
 
 SOCKET = os.environ.get("DOCKER_SOCKET", "/var/run/docker.sock")
 LABEL = "usbills.restart-on-kill=true"
-GRACE_S = float(os.environ.get("WATCHDOG_GRACE_S", "2"))
+GRACE_S = float(os.environ.get("WATCHDOG_GRACE_S", "1"))  # `stop` follows `die` at once
 
 
 def log(msg: str) -> None:
