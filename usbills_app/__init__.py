@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None, *, load: bool = True,
         JSON_SORT_KEYS=False,
     )
     app.json.sort_keys = False
+    app.json.ensure_ascii = False  # "Veinte dólares", not "d\\u00f3lares"
 
     if model is not None:
         runtime.set_model(model)
