@@ -252,6 +252,7 @@
   var stream = null;
   var logic = null;
   var timer = null;
+  var run = 0; // bumped by every start and stop: a late answer from an old run is dropped
 
   function setState(next) {
     state = next;
@@ -276,6 +277,7 @@
       showError(window.isSecureContext ? S.camera_missing : S.camera_insecure);
       return;
     }
+    run += 1;
     setState('starting');
     // Speaking inside the tap also unlocks speech on iOS for the later answers.
     say(S.spoken_start);
@@ -303,6 +305,7 @@
   }
 
   function stopScan() {
+    run += 1;
     clearTimeout(timer);
     timer = null;
     stopTracks();
@@ -317,24 +320,27 @@
 
   async function tick() {
     if (state !== 'scanning' && state !== 'paused') return;
+    var mine = run;
     var started = Date.now();
     var delay = INTERVAL_MS;
     try {
-      await step();
+      await step(mine);
     } catch (e) {
+      if (mine !== run) return;
+      var msg = e instanceof ApiFailure ? e.message : S.error_generic.replace('{message}', String(e));
       if (e instanceof ApiFailure && (e.status === 429 || e.status === 503 || e.status === 0)) {
-        statusEl.textContent = e.message;
         delay = 2000; // back off; the next good frame puts the status back
-      } else {
-        showError(e instanceof ApiFailure ? e.message : S.error_generic.replace('{message}', String(e)));
+        if (statusEl.textContent !== msg) { statusEl.textContent = msg; say(msg); }
+      } else if (answerText.textContent !== msg) {
+        showError(msg); // once, not on every frame
       }
     }
-    if (state === 'scanning' || state === 'paused') {
+    if (mine === run && (state === 'scanning' || state === 'paused')) {
       schedule(Math.max(0, delay - (Date.now() - started)));
     }
   }
 
-  async function step() {
+  async function step(mine) {
     if (!video.videoWidth) return;
     var sig = signatureOf(video);
     var act = logic.frame(sig);
@@ -342,7 +348,7 @@
     if (act === 'resume') setState('scanning');
     var blob = await toJpeg(downscale(video, video.videoWidth, video.videoHeight, MAX_SIDE));
     var ans = await identify(blob);
-    if (state !== 'scanning') return; // stopped while waiting
+    if (mine !== run || state !== 'scanning') return; // stopped while waiting
     if (statusEl.textContent !== S.status_scanning) statusEl.textContent = S.status_scanning;
     var out = logic.answer(ans, sig);
     if (!out) return;
