@@ -411,3 +411,20 @@ def test_manifest_and_icons(new_page, server):
         assert f"{img.width}x{img.height}" == icon["sizes"]
         sizes.add(icon["sizes"])
     assert {"192x192", "512x512"} <= sizes
+
+
+def test_scan_without_a_camera_explains_what_to_do(new_page, server, check):
+    page = new_page()  # a browser with no camera at all
+    page.goto("/")
+    page.click("#scan-toggle")
+    page.wait_for_function(
+        "() => document.getElementById('answer-text').textContent.includes('photo')",
+        timeout=15000)
+    text = answer_text(page)
+    assert text in ("No camera was found. Take or choose a photo below.",
+                    "Camera access was refused. Allow the camera for this site in the browser "
+                    "settings, or take a photo below.",
+                    "The camera could not start. Take or choose a photo below.")
+    assert spoken(page)[-1]["text"] == text
+    assert page.text_content("#scan-toggle").strip() == "Start scanning"
+    check(page, "11-no-camera")
