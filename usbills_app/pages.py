@@ -47,18 +47,15 @@ def asset(filename: str) -> str:
 
 
 def _card() -> dict:
-    """The loaded model's card, or {} while no model is loaded in this process."""
-    try:
+    """The served model's card, or {} while no model is loaded (the page still renders)."""
+    if "usbills" in current_app.extensions:  # this app's model (None: not ready)
+        model = current_app.extensions["usbills"]
+    else:
         from .runtime import get_model
 
         model = get_model()
-    except ImportError:  # pragma: no cover - the service module is always present in the app
-        model = None
-    if model is None:
-        ext = current_app.extensions.get("usbills")
-        card = getattr(ext, "card", None)
-        return card if isinstance(card, dict) else {}
-    return model.card
+    card = getattr(model, "card", None)
+    return card if isinstance(card, dict) else {}
 
 
 def _page_context(lang: str) -> dict:
