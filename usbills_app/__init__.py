@@ -56,23 +56,25 @@ def create_app(settings: Settings | None = None, *, load: bool = True,
     app.json.sort_keys = False
     app.json.ensure_ascii = False  # "Veinte dólares", not "d\\u00f3lares"
 
+    if model is None and load:
+        current = runtime.get_model()
+        if current is not None and current.bundle.path == settings.model_dir:
+            model = current  # already loaded in this process (e.g. a second app in tests)
+        else:
+            try:
+                model = runtime.load_model(settings.model_dir, settings.inference_threads)
+            except BundleError as e:
+                _fail(f"usbills: model bundle error: {e}")
+            log.info("model %s %s loaded from %s (%s)", model.card["name"],
+                     model.card["version"], settings.model_dir, model.runtime_name)
     if model is not None:
         runtime.set_model(model)
-    elif load and (runtime.get_model() is None
-                   or runtime.get_model().bundle.path != settings.model_dir):
-        try:
-            m = runtime.load_model(settings.model_dir, settings.inference_threads)
-        except BundleError as e:
-            _fail(f"usbills: model bundle error: {e}")
-        runtime.set_model(m)
-        log.info("model %s %s loaded from %s (%s)", m.card["name"], m.card["version"],
-                 settings.model_dir, m.runtime_name)
-    elif not load:
-        runtime.set_model(None)
 
     from .api import Inflight, bp, health
 
-    app.extensions["usbills"] = runtime.get_model()
+    # Each app answers with its own model (None: not ready, 503); runtime.get_model() is the
+    # process-wide one for code outside an app context.
+    app.extensions["usbills"] = model
     app.extensions["usbills_inflight"] = Inflight(settings.gunicorn_threads * 2)
     register_error_handlers(app)
     metrics.init_app(app)

@@ -9,7 +9,7 @@ import threading
 
 from flask import Blueprint, current_app, jsonify, render_template, request
 
-from . import openapi, predict_service, runtime
+from . import openapi, predict_service
 from .errors import ApiError
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -123,9 +123,7 @@ class Inflight:
 
 @bp.post("/predict")
 def predict():
-    model = runtime.get_model()
-    if model is None or not model.ready:
-        predict_service._ready_model()  # raises the 503
+    model = predict_service._ready_model()
     top_k = _query_top_k(len(model.bundle.classes))
     lang = _lang()
     images, batch = read_images()

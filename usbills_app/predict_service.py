@@ -31,8 +31,15 @@ def _settings() -> Settings:
     return load_settings()
 
 
+def current_model() -> runtime.Model | None:
+    """This app's model (each app holds its own), else the process-wide one."""
+    if has_app_context() and "usbills" in current_app.extensions:
+        return current_app.extensions["usbills"]
+    return runtime.get_model()
+
+
 def _ready_model() -> runtime.Model:
-    model = runtime.get_model()
+    model = current_model()
     if model is None or not model.ready:
         raise ApiError(503, "not_ready", "The model is not loaded yet; try again shortly.",
                        {"Retry-After": "1"})

@@ -50,8 +50,7 @@ def make_app(model, settings):
     def make(**changes):
         return create_app(dataclasses.replace(settings, **changes), model=model)
 
-    yield make
-    runtime.set_model(None)
+    return make
 
 
 @pytest.fixture

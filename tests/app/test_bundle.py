@@ -55,7 +55,6 @@ def test_onnx_app_serves_a_batch(onnx_bundle_dir):
     r = c.post("/api/v1/predict", data={"image": [(_io(solid(x)), "a.jpg") for x in labels]})
     assert [a["label"] for a in r.get_json()["results"]] == labels
     assert c.get("/readyz").get_json()["runtime"] == "onnxruntime"
-    runtime.set_model(None)
 
 
 def _io(b):
@@ -188,4 +187,9 @@ def test_create_app_bad_bundle_one_line(tmp_path, capsys, bundle_dir):
         create_app(Settings(model_dir=d))
     err = capsys.readouterr().err.strip()
     assert err.startswith("usbills: model bundle error: ") and "\n" not in err
-    runtime.set_model(None)
+
+
+def test_each_app_answers_with_its_own_model(app, onnx_bundle_dir):
+    other = create_app(Settings(model_dir=onnx_bundle_dir))
+    assert app.test_client().get("/readyz").get_json()["runtime"] == "litert"
+    assert other.test_client().get("/readyz").get_json()["runtime"] == "onnxruntime"

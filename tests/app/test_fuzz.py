@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from usbills_app import create_app, runtime
+from usbills_app import create_app
 from usbills_app.config import Settings
 
 PREDICT = "/api/v1/predict"
@@ -22,8 +22,7 @@ FUZZ = settings(max_examples=150, deadline=None,
 def fuzz_client(model, bundle_dir):
     # Small limits so the 413 paths are reachable by random data too.
     app = create_app(Settings(model_dir=bundle_dir, max_upload_mb=0.05, max_batch=3), model=model)
-    yield app.test_client()
-    runtime.set_model(None)
+    return app.test_client()
 
 
 def assert_json_4xx(resp):
