@@ -272,6 +272,10 @@ def test_scan_announces_once_then_pauses(new_page, server, check, videos, lang):
         page.click("#scan-again")
         page.wait_for_function("() => window.__spoken.length >= 3", timeout=20000)
         assert spoken(page)[-1]["text"] == answers[-1]["message"]
+        # Same words again: the live region is emptied and refilled so screen readers repeat it.
+        page.wait_for_function(
+            "(m) => document.getElementById('answer-text').textContent === m",
+            arg=answers[-1]["message"], timeout=5000)
     else:
         # The served model does not know the synthetic bill: a tip after the API's answer.
         shown = answer_text(page)

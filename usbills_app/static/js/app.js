@@ -59,11 +59,25 @@
   /* ---------- the answer ---------- */
   function pct(c) { return Math.round(c * 100); }
 
+  var shown = 0;
   function showText(text, hint, kind) {
     answerBox.classList.toggle('is-identified', kind === 'identified');
     answerBox.classList.toggle('is-unsure', kind === 'unsure');
-    answerText.textContent = text;
-    answerHint.textContent = hint || '';
+    var mine = ++shown;
+    var put = function () {
+      if (mine !== shown) return;
+      answerText.textContent = text;
+      answerHint.textContent = hint || '';
+    };
+    if (answerText.textContent === text && answerHint.textContent === (hint || '')) {
+      // The same words again (a second bill of the same value): empty the live region first,
+      // or screen readers stay silent.
+      answerText.textContent = '';
+      answerHint.textContent = '';
+      setTimeout(put, 150);
+    } else {
+      put();
+    }
   }
 
   function showCandidates(ans) {
