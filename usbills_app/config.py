@@ -14,8 +14,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # In the image the bundle lives at /app/model; in a checkout, next to the training code.
 IMAGE_MODEL_DIR = Path("/app/model")
 DEFAULT_MODEL_DIR = str(
-    IMAGE_MODEL_DIR if (IMAGE_MODEL_DIR / "card.json").exists()
-    else REPO_ROOT / "model/bundles/usbills"
+    IMAGE_MODEL_DIR if IMAGE_MODEL_DIR.is_dir() else REPO_ROOT / "model/bundles/usbills"
 )
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
