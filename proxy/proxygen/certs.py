@@ -22,7 +22,7 @@ class CertFiles:
 def _not_after(cert: x509.Certificate) -> dt.datetime:
     value = getattr(cert, "not_valid_after_utc", None)
     if value is None:  # cryptography < 42 (Debian bookworm's python3-cryptography)
-        value = cert.not_valid_after.replace(tzinfo=dt.timezone.utc)
+        value = cert.not_valid_after.replace(tzinfo=dt.UTC)
     return value
 
 
@@ -39,7 +39,7 @@ def read_cert(path: str | Path) -> tuple[tuple[str, ...], dt.datetime]:
 
 def scan_live(live_dir: str | Path, now: dt.datetime | None = None) -> dict[str, CertFiles]:
     """host -> the unexpired certificate under certbot's live/ that lasts longest for it."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     found: dict[str, CertFiles] = {}
     root = Path(live_dir)
     if not root.is_dir():

@@ -47,8 +47,8 @@ def to_container(attrs: dict) -> Container:
         key, sep, value = item.partition("=")
         if sep:
             env[key] = value
-    networks = {name: (net or {}).get("IPAddress") or ""
-                for name, net in ((attrs.get("NetworkSettings") or {}).get("Networks") or {}).items()}
+    nets = (attrs.get("NetworkSettings") or {}).get("Networks") or {}
+    networks = {name: (net or {}).get("IPAddress") or "" for name, net in nets.items()}
     exposed = tuple(sorted(int(p.split("/")[0]) for p in (config.get("ExposedPorts") or {})
                            if p.endswith("/tcp")))
     return Container(id=attrs.get("Id", ""), name=attrs.get("Name", "").lstrip("/"), env=env,
@@ -185,7 +185,7 @@ def main() -> int:
         current = fingerprint(watched)
         if not woke and current == seen:
             continue
-        seen = current
+        files_changed, seen = current != seen, current
         if woke:
             time.sleep(0.2)  # let a burst of events (compose up) settle into one reload
             dirty.clear()
@@ -194,7 +194,14 @@ def main() -> int:
             except docker.errors.DockerException as exc:
                 log.error("cannot read containers from Docker (%s); keeping current routes", exc)
                 continue
-        if gen.apply():
+        changed = gen.apply()
+        if not changed and files_changed:
+            # Same config text but renewed certificate files: nginx reads them on reload.
+            ok, out = gen.nginx.test()
+            changed = ok
+            if not ok:
+                log.error("certificate change rejected by nginx -t, not reloading: %s", out)
+        if changed:
             nginx.send_signal(signal.SIGHUP)
             log.info("nginx reloaded")
     log.error("nginx exited with status %s", nginx.returncode)
