@@ -53,3 +53,16 @@ def test_bomb_refused_before_decoding():
     with pytest.raises(ApiError) as e:
         decode(synth.encode(Image.new("L", (3000, 3000)), "PNG"), (32, 32), 1_000_000)
     assert e.value.status == 422 and e.value.code == "image_too_large"
+
+
+def test_heic_orientation_applied_once():
+    # pillow-heif turns EXIF orientation into the HEIF transform and reports 1 when reading:
+    # the photo must come out upright, not rotated twice.
+    img = Image.new("RGB", (300, 200), (255, 255, 255))
+    img.paste((255, 0, 0), (0, 0, 60, 60))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    out = decode(synth.encode(img, "HEIF", exif=exif.tobytes()), (400, 400), 10**8)
+    assert out.size == (200, 300)
+    r, g, b = out.getpixel((195, 5))
+    assert r > 200 and g < 60 and b < 60
