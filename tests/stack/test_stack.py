@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -165,6 +166,14 @@ def test_bad_settings_stop_with_one_line(stack, tmp_path):
     proc = sh("scripts/up", "--local", env=env, check=False)
     assert proc.returncode != 0
     assert "MODEL_BUNDLE_DIR" in proc.stderr.strip().splitlines()[-1]
+
+    private = tmp_path / "private-bundle"
+    shutil.copytree(stack.env["MODEL_BUNDLE_DIR"], private)
+    (private / "card.json").chmod(0o600)
+    env["MODEL_BUNDLE_DIR"] = str(private)
+    proc = sh("scripts/up", "--local", env=env, check=False)
+    assert proc.returncode != 0
+    assert "not readable by the app's user" in proc.stderr.strip().splitlines()[-1]
 
 
 def test_up_again_is_a_no_op(stack):
