@@ -60,17 +60,21 @@ def export_models() -> dict[str, Path]:
 
 def measure(fmt: str, path: Path, runs: int) -> dict:
     """Runs in a fresh child process so RSS is not polluted by TensorFlow or the other runtime."""
+    import importlib.util
+
     import numpy as np
 
-    sys.path.insert(0, str(ROOT))
     base = rss_mb()
-    from usbills_app.runtime import open_backend
-
     if fmt.startswith("tflite"):
         import ai_edge_litert.interpreter  # noqa: F401
     else:
         import onnxruntime  # noqa: F401
     imported = rss_mb()
+    # The app's backend module on its own, without Flask & co. from the package's __init__.
+    spec = importlib.util.spec_from_file_location("rt", ROOT / "usbills_app" / "runtime.py")
+    rt = sys.modules["rt"] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rt)
+    open_backend = rt.open_backend
     t0 = time.perf_counter()
     be = open_backend(fmt.split("-")[0], path, threads=1)
     load_ms = (time.perf_counter() - t0) * 1000
