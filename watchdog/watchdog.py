@@ -1,10 +1,12 @@
-"""Start again the site's containers that were killed (`docker kill`) rather than stopped.
+"""Start again the site's containers that were killed (`docker kill`) rather than stopped, and
+restart the ones whose healthcheck reports them unhealthy.
 
 Docker's restart policy brings back a container whose process crashed, but treats `docker kill`
-like `docker stop`: a manual stop, never restarted. This watcher closes that gap for the
-containers of its own Compose project that carry the label `usbills.restart-on-kill=true`: a
-container that dies with no `stop` request (which `docker stop`, `docker compose stop/down`
-send) is started again after a short grace period.
+like `docker stop`: a manual stop, never restarted; and it never acts on a failing healthcheck
+(a hung app stays hung). This watcher closes both gaps for the containers of its own Compose
+project that carry the label `usbills.restart-on-kill=true`: a container that dies with no
+`stop` request (which `docker stop`, `docker compose stop/down` send) is started again after a
+short grace period, and an unhealthy one is restarted.
 
 Stdlib only (HTTP over the Docker socket), so it runs from the app image with no extra
 dependencies; it needs the socket mounted and no network at all.
@@ -42,8 +44,8 @@ class UnixHTTPConnection(http.client.HTTPConnection):
         self.sock.connect(self.path)
 
 
-def api(method: str, path: str) -> tuple[int, dict | None]:
-    conn = UnixHTTPConnection(SOCKET)
+def api(method: str, path: str, timeout: float = 30) -> tuple[int, dict | None]:
+    conn = UnixHTTPConnection(SOCKET, timeout=timeout)
     try:
         conn.request(method, path)
         resp = conn.getresponse()
@@ -94,18 +96,27 @@ def main() -> None:
                 due[cid] = time.monotonic() + GRACE_S
             elif action in ("stop", "destroy", "start"):
                 due.pop(cid, None)
+            elif action == "health_status: unhealthy":
+                name = (ev.get("Actor", {}).get("Attributes") or {}).get("name", cid[:12])
+                status, _ = api("POST", f"/containers/{cid}/restart?t=10", timeout=60)
+                log(f"{name} is unhealthy: restarted (HTTP {status})")
         except queue.Empty:
             pass
+        except (OSError, http.client.HTTPException) as e:
+            log(f"Docker API call failed: {e}")
         for cid, at in list(due.items()):
             if time.monotonic() < at:
                 continue
             del due[cid]
-            status, info = api("GET", f"/containers/{cid}/json")
-            if status != 200 or not info or info["State"]["Status"] != "exited":
-                continue  # removed, or already restarted by its restart policy
-            name = info["Name"].lstrip("/")
-            status, _ = api("POST", f"/containers/{cid}/start")
-            log(f"{name} was killed without a stop request: started again (HTTP {status})")
+            try:
+                status, info = api("GET", f"/containers/{cid}/json")
+                if status != 200 or not info or info["State"]["Status"] != "exited":
+                    continue  # removed, or already restarted by its restart policy
+                name = info["Name"].lstrip("/")
+                status, _ = api("POST", f"/containers/{cid}/start")
+                log(f"{name} was killed without a stop request: started again (HTTP {status})")
+            except (OSError, http.client.HTTPException) as e:
+                log(f"Docker API call failed: {e}")
 
 
 if __name__ == "__main__":

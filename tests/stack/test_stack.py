@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
@@ -197,6 +199,27 @@ def test_killed_container_comes_back_by_itself(stack, service):
     # The issue's requirement: requests succeed again and the container is healthy within 15 s.
     wait_for(f"predictions after killing {service}", answers, timeout=15)
     wait_for(f"{service} healthy again", lambda: stack.health(service) == "healthy", timeout=15)
+
+
+def test_hung_app_is_restarted(stack):
+    """A frozen gunicorn worker: /readyz stops answering, Docker marks the app unhealthy and the
+    watchdog restarts it (Docker itself never acts on a failing healthcheck)."""
+    cid = stack.container("app")
+    rows = sh("docker", "top", cid, "-eo", "pid,ppid").stdout.splitlines()[1:]
+    pids = {int(r.split()[0]): int(r.split()[1]) for r in rows}
+    workers = [p for p, pp in pids.items() if pp in pids]  # the master's children
+    assert workers, rows
+    started = stack.inspect("app")["State"]["StartedAt"]
+    for pid in workers:
+        os.kill(pid, signal.SIGSTOP)
+
+    def answers():
+        r = predict(stack)
+        return r.status_code == 200 and r.json()["label"] == "USD-20"
+
+    wait_for("the hung app restarted and answering", answers, timeout=90)
+    assert stack.inspect("app")["State"]["StartedAt"] != started
+    assert "is unhealthy: restarted" in stack.compose("logs", "watchdog").stdout
 
 
 def test_compose_down_leaves_nothing_behind(stack):
