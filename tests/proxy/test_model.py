@@ -122,3 +122,20 @@ def test_scaled_service_asks_for_one_certificate():
 def test_containers_without_virtual_host_are_ignored():
     plan = build_plan([box("db", {"POSTGRES_PASSWORD": "x"})], NET)
     assert plan.vhosts == {} and plan.problems == []
+
+
+def test_docker_inspect_data_becomes_a_container():
+    from proxygen.proxy import to_container
+
+    c = to_container({
+        "Id": "abc", "Name": "/site-nginx-1",
+        "Config": {"Env": ["VIRTUAL_HOST=a.example.com", "EMPTY=", "NOEQUALS"],
+                   "ExposedPorts": {"8080/tcp": {}, "53/udp": {}}},
+        "NetworkSettings": {"Networks": {"usbills-proxy": {"IPAddress": "172.20.0.9"},
+                                         "backend": None}},
+    })
+    assert c.name == "site-nginx-1" and c.env == {"VIRTUAL_HOST": "a.example.com", "EMPTY": ""}
+    assert c.exposed_ports == (8080,)
+    assert c.networks == {"usbills-proxy": "172.20.0.9", "backend": ""}
+    plan = build_plan([c], NET)
+    assert plan.vhosts["a.example.com"].locations["/"].servers == ["172.20.0.9:8080"]

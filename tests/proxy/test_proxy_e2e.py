@@ -253,3 +253,15 @@ def test_tls_meets_mozilla_intermediate_per_sslyze(stack, sites):
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
     assert out.count("OK - Compliant.") == 2, out[-3000:]
+
+
+def test_failed_renewal_keeps_the_working_certificate(stack, sites):
+    # Last in the module: the CA goes away, as when Let's Encrypt is unreachable.
+    served = served_cert(stack, A)
+    stack.pebble.stop(timeout=2)
+    out = stack.companion.exec_run(["python3", "-m", "proxygen.companion", "renew", "--force"])
+    assert out.exit_code != 0
+    time.sleep(3)  # a reload, if the proxy wrongly saw a change, would have happened by now
+    assert served_cert(stack, A) == served
+    assert stack.https(A, "/").status == 200
+    assert "certbot renew failed" in out.output.decode()
