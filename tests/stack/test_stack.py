@@ -151,6 +151,28 @@ def test_app_image_has_no_build_tools_tensorflow_or_secrets():
     assert "BEGIN CERTIFICATE" not in history
 
 
+def test_image_serves_its_baked_bundle(stack):
+    """Without a mount the app serves the bundle committed in model/bundles/usbills/."""
+    card_file = ROOT / "model/bundles/usbills/card.json"
+    if not card_file.exists():
+        pytest.skip("no model bundle committed yet (model/bundles/usbills/)")
+    card = json.loads(card_file.read_text())
+    name = f"{stack.project}-baked"
+    sh("docker", "run", "-d", "--name", name, "--read-only", "--tmpfs", "/tmp",
+       "--cap-drop", "ALL", "usbills/app:0.1.0")
+    try:
+        wait_for("baked app healthy", lambda: sh(
+            "docker", "inspect", "-f", "{{.State.Health.Status}}", name).stdout.strip()
+            == "healthy", timeout=60)
+        proc = sh("docker", "exec", name, "python3", "-c",
+                  "import urllib.request; print(urllib.request.urlopen("
+                  "'http://127.0.0.1:8000/api/v1/model').read().decode())")
+        served = json.loads(proc.stdout)
+        assert (served["name"], served["version"]) == (card["name"], card["version"])
+    finally:
+        sh("docker", "rm", "-f", name, check=False)
+
+
 def test_bad_settings_stop_with_one_line(stack, tmp_path):
     proc = sh("docker", "run", "--rm", "-e", "MAX_UPLOAD_MB=ten", "usbills/site-nginx:0.1.0",
               check=False)
