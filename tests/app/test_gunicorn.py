@@ -93,3 +93,19 @@ def test_missing_bundle_stops_gunicorn_with_one_line(tmp_path):
     out = p.stdout + p.stderr
     assert "usbills: model bundle error: model bundle " in out and "does not exist" in out
     assert "Traceback" not in out
+
+
+def test_inference_threads_with_several_workers(bundle_dir, tmp_path):
+    # INFERENCE_THREADS > 1: the model is loaded after fork (a runtime thread pool does not
+    # survive fork); every worker must answer.
+    g = Gunicorn({"MODEL_DIR": str(bundle_dir), "INFERENCE_THREADS": "2",
+                  "WEB_CONCURRENCY": "2"}, tmp_path)
+    try:
+        g.wait_ready()
+        for _ in range(6):
+            with requests.Session() as s:
+                r = s.post(g.url + "/api/v1/predict", data=solid("USD-10"),
+                           headers={"Content-Type": "image/jpeg"}, timeout=10)
+                assert r.json()["label"] == "USD-10"
+    finally:
+        g.stop()
