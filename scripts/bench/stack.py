@@ -133,6 +133,18 @@ def cold_starts(stack: Stack, url: str, runs: int) -> dict:
     return {"ready_s": ready, "healthy_s": healthy}
 
 
+def server_times(url: str, body: Path, n: int = 30) -> dict:
+    """The app's own timings_ms (decode, preprocess, inference, total) for sequential requests:
+    what one request costs the server, apart from queueing under load."""
+    data, rows = body.read_bytes(), []
+    for _ in range(n):
+        req = urllib.request.Request(f"{url}/api/v1/predict", data=data,  # noqa: S310
+                                     headers={"Content-Type": "image/jpeg"})
+        with urllib.request.urlopen(req, timeout=10) as r:  # noqa: S310 - local benchmark URL
+            rows.append(json.loads(r.read())["timings_ms"])
+    return {k: statistics.median(row[k] for row in rows) for k in rows[0]}
+
+
 def wrk(url: str, body: Path, duration: int, connections: int, threads: int) -> dict:
     lua = body.with_suffix(".lua")
     lua.write_text(
@@ -183,6 +195,7 @@ def main() -> None:
             subprocess.run(["curl", "-s", "-o", "/dev/null", "-H", "Content-Type: image/jpeg",
                             "--data-binary", f"@{work / 'frame.jpg'}", f"{url}/api/v1/predict"],
                            check=False)
+        report["server_ms"] = server_times(url, work / "frame.jpg")
         time.sleep(3)
         report["rss_idle_mb"] = {s: stack.rss_mb(s) for s in SERVICES}
         peak = {s: 0.0 for s in SERVICES}
@@ -227,6 +240,8 @@ def markdown(r: dict) -> str:
         f"through nginx after median {med(cs['ready_s']):.2f} s (min {min(cs['ready_s']):.2f}, "
         f"max {max(cs['ready_s']):.2f}); Docker health `healthy` after median "
         f"{med(cs['healthy_s']):.2f} s.", "",
+        "Server time per request (app's timings_ms, median of 30 sequential requests): "
+        + ", ".join(f"{k} {v:.1f} ms" for k, v in r["server_ms"].items()), "",
         "| container | memory idle (PSS) | peak under load (PSS) |", "|---|---|---|",
         *[f"| {s} | {r['rss_idle_mb'][s]:.1f} MB | {r['rss_load_peak_mb'][s]:.1f} MB |"
           for s in SERVICES],
