@@ -64,7 +64,7 @@ def card(model_file: str, fmt: str, size: int, sha: str) -> dict:
     }
 
 
-def _tflite(size: int) -> bytes:
+def _tflite(size: int, int8: bool = False) -> bytes:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
     import tensorflow as tf
@@ -74,7 +74,18 @@ def _tflite(size: int) -> bytes:
     dense = keras.layers.Dense(len(COLOURS), activation="softmax")
     model = keras.Model(inp, dense(x))
     dense.set_weights(list(weights()))
-    return tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    if int8:  # fully quantised, int8 input and output tensors (the runtime must (de)quantise)
+        # Calibrate on the pure colours too, so the logits' full range is covered.
+        solids = [np.full((1, size, size, 3), np.float32(c) / 255) for c in COLOURS.values()]
+        rng = np.random.default_rng(0)
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.representative_dataset = lambda: (
+            [x] for x in solids + [rng.random((1, size, size, 3), np.float32) for _ in range(20)])
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        conv.inference_input_type = tf.int8
+        conv.inference_output_type = tf.int8
+    return conv.convert()
 
 
 def _onnx(size: int) -> bytes:
@@ -100,9 +111,10 @@ def _onnx(size: int) -> bytes:
 
 
 def make_bundle(dest: Path, fmt: str = "tflite", size: int = 32) -> Path:
-    """Write a bundle (card.json + model file) into dest."""
+    """Write a bundle (card.json + model file) into dest. fmt: tflite, tflite-int8 or onnx."""
     dest.mkdir(parents=True, exist_ok=True)
-    data = _tflite(size) if fmt == "tflite" else _onnx(size)
+    data = _onnx(size) if fmt == "onnx" else _tflite(size, int8=fmt == "tflite-int8")
+    fmt = fmt.split("-")[0]
     name = f"model.{fmt}"
     (dest / name).write_bytes(data)
     c = card(name, fmt, size, hashlib.sha256(data).hexdigest())
@@ -115,6 +127,8 @@ def cached_bundle(fmt: str = "tflite", size: int = 32) -> Path:
     key = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
     root = Path(tempfile.gettempdir()) / "usbills-test-bundles" / key
     dest = root / f"{fmt}-{size}"
+    if fmt not in ("tflite", "tflite-int8", "onnx"):
+        raise ValueError(f"unknown test bundle format {fmt!r}")
     if (dest / "card.json").exists():
         return dest
     tmp = Path(tempfile.mkdtemp(prefix=f".{fmt}-", dir=_mkdir(root)))

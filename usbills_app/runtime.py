@@ -42,6 +42,8 @@ class LiteRTBackend:
         self.input_shape = [int(d) for d in self._in.get("shape_signature", self._in["shape"])]
         self.output_shape = [int(d) for d in self._out.get("shape_signature", self._out["shape"])]
         self.input_dtype = np.dtype(self._in["dtype"])
+        self._in_q = self._in.get("quantization", (0.0, 0))
+        self._out_q = self._out.get("quantization", (0.0, 0))
         # The interpreter is not thread-safe; gunicorn threads share one per worker.
         self._lock = threading.Lock()
 
@@ -51,10 +53,21 @@ class LiteRTBackend:
             # One image per invoke: the exported graph is usually fixed at batch 1 and
             # resizing tensors per request costs more than it saves at these batch sizes.
             for x in batch:
-                self._interp.set_tensor(self._in["index"], x[None].astype(self.input_dtype))
+                self._interp.set_tensor(self._in["index"], self._quantize(x[None]))
                 self._interp.invoke()
                 outs.append(self._interp.get_tensor(self._out["index"])[0].copy())
-        return np.stack(outs).astype(np.float32)
+        out = np.stack(outs)
+        scale, zero = self._out_q
+        if out.dtype != np.float32 and scale:  # fully-quantised model: int8/uint8 output
+            return ((out.astype(np.float32) - zero) * scale).astype(np.float32)
+        return out.astype(np.float32)
+
+    def _quantize(self, x: np.ndarray) -> np.ndarray:
+        scale, zero = self._in_q
+        if self.input_dtype == np.float32 or not scale:
+            return x.astype(self.input_dtype)
+        info = np.iinfo(self.input_dtype)
+        return np.clip(np.round(x / scale + zero), info.min, info.max).astype(self.input_dtype)
 
 
 class OnnxBackend:
