@@ -32,6 +32,7 @@ def decode(data: bytes, size: tuple[int, int], max_pixels: int, mode: str = "RGB
         raise ApiError(400, "empty_image", "The image is empty.")
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "Corrupt EXIF data" and the like
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
             fmt = img.format
@@ -52,7 +53,7 @@ def decode(data: bytes, size: tuple[int, int], max_pixels: int, mode: str = "RGB
                 side = max(size)
                 img.draft(mode, (side, side))
             img.load()
-            img = ImageOps.exif_transpose(img)
+            img = _upright(img)
             if img.mode != mode:
                 if img.mode in ("I;16", "I;16B", "I", "F"):
                     img = img.convert("I").point(lambda v: v / 256).convert("L")
@@ -68,11 +69,20 @@ def decode(data: bytes, size: tuple[int, int], max_pixels: int, mode: str = "RGB
         raise ApiError(
             422, "invalid_image", f"The upload is not a {FORMATS_TEXT} image."
         ) from None
-    except (OSError, SyntaxError, ValueError, EOFError, RuntimeError, TypeError) as e:
-        # Truncated or corrupt data: Pillow and its plugins use all of these.
+    except Exception as e:
+        # Truncated or corrupt data: Pillow and its plugins raise OSError, SyntaxError,
+        # ValueError, EOFError, struct.error and more; all mean "cannot decode this upload".
         raise ApiError(
             422, "invalid_image", f"The image could not be decoded ({_short(e)})."
         ) from None
+
+
+def _upright(img: Image.Image) -> Image.Image:
+    """Apply EXIF orientation; a corrupt EXIF block leaves the picture as stored."""
+    try:
+        return ImageOps.exif_transpose(img)
+    except Exception:  # struct.error, KeyError, ... from a damaged EXIF block
+        return img
 
 
 def _short(e: Exception) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from tests import synth
@@ -66,3 +68,32 @@ def test_heic_orientation_applied_once():
     assert out.size == (200, 300)
     r, g, b = out.getpixel((195, 5))
     assert r > 200 and g < 60 and b < 60
+
+
+def _exif_blob() -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif[0x010F] = "camera maker"
+    return exif.tobytes()
+
+
+@settings(max_examples=300, deadline=None)
+@given(flips=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), min_size=1,
+                      max_size=6),
+       cut=st.one_of(st.none(), st.integers(0, 10**6)))
+def test_corrupt_exif_never_crashes(flips, cut):
+    blob = bytearray(_exif_blob())
+    for pos, val in flips:
+        blob[pos % len(blob)] = val
+    if cut is not None:
+        blob = blob[: cut % len(blob)]
+    try:
+        data = synth.encode(Image.new("RGB", (64, 48), (255, 0, 0)), "JPEG", exif=bytes(blob))
+    except Exception:
+        return  # Pillow refused to write it: nothing to test
+    try:
+        out = decode(data, (32, 32), 10**8)
+    except ApiError as e:
+        assert e.status == 422
+    else:
+        assert sorted(out.size) == [48, 64]
