@@ -92,3 +92,30 @@ def test_random_multipart(fuzz_client, fields):
         data.setdefault(name, []).append(value)
     resp = fuzz_client.post(PREDICT, data=data, content_type="multipart/form-data")
     assert_json_4xx(resp)
+
+
+def _valid_images() -> dict[str, bytes]:
+    from tests import synth
+
+    img = synth.bill(20, size=(160, 68))
+    return {fmt: synth.encode(img, fmt) for fmt in ("JPEG", "PNG", "WEBP", "HEIF")}
+
+
+VALID = _valid_images()
+
+
+@FUZZ
+@given(fmt=st.sampled_from(sorted(VALID)),
+       flips=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), min_size=1,
+                      max_size=8),
+       cut=st.one_of(st.none(), st.integers(0, 10**6)))
+def test_damaged_real_images(fuzz_client, fmt, flips, cut):
+    """Real images with flipped bytes or cut short: an answer or a JSON 4xx, never a 500."""
+    data = bytearray(VALID[fmt])
+    for pos, val in flips:
+        data[pos % len(data)] = val
+    if cut is not None:
+        data = data[: cut % len(data)]
+    resp = fuzz_client.post(PREDICT, data=bytes(data), content_type="image/jpeg")
+    if resp.status_code != 200:
+        assert_json_4xx(resp)
