@@ -161,8 +161,9 @@ def main() -> int:
     bundle = Path(env_dir).resolve() if env_dir else mobilenet_bundle(a.format)
     data = phone_jpeg()
     report = {
-        "command": (f"scripts/bench-server --runs {a.runs} --workers {a.workers}"
-                    f" --format {a.format}"),
+        "command": ((f"MODEL_DIR={env_dir} " if env_dir else "")
+                    + f"scripts/bench-server --runs {a.runs} --workers {a.workers}"
+                    + ("" if env_dir else f" --format {a.format}")),
         "bundle": str(bundle), "jpeg_bytes": len(data),
         "jpeg_size": "4032x3024 (12 MP), EXIF orientation 6",
         "load_average": os.getloadavg(),
