@@ -117,7 +117,7 @@ class Gunicorn:
         return self.proc.returncode
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def server(bundle_dir, tmp_path_factory):
     g = Gunicorn({"MODEL_DIR": str(bundle_dir), "WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "2"},
                  tmp_path_factory.mktemp("gunicorn"))
