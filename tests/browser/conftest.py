@@ -169,7 +169,7 @@ def axe_source() -> str:
 def check(axe_source):
     """check(page, name): 0 axe-core violations, no CSP violation or script error, screenshot."""
 
-    def _check(page, name: str) -> None:
+    def _check(page, name: str, shot: bool = True) -> None:
         if page.evaluate("() => typeof axe === 'undefined'"):
             # DevTools evaluation is not subject to the page's CSP, unlike a <script> tag.
             page.evaluate(axe_source)
@@ -183,7 +183,8 @@ def check(axe_source):
         assert problems == [], f"axe-core violations in state {name!r}:\n" + "\n".join(problems)
         assert page.evaluate("() => window.__csp") == [], "CSP violations"
         assert page.errors == [], f"script errors: {page.errors}"
-        screenshot(page, name)
+        if shot:
+            screenshot(page, name)
 
     return _check
 
