@@ -22,6 +22,11 @@ def test_virtual_host_comma_list_routes_every_host_to_the_container():
     assert plan.problems == []
 
 
+def test_localhost_is_a_routable_name_for_local_use():
+    plan = build_plan([box("local", {"VIRTUAL_HOST": "localhost", "VIRTUAL_PORT": "8080"})], NET)
+    assert list(plan.vhosts) == ["localhost"] and plan.certs == []
+
+
 def test_port_defaults_to_single_exposed_port_else_80():
     assert parse_port(None, (8080,)) == 8080
     assert parse_port("", (8080, 9090)) == 80
