@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import shutil
 import signal
 from pathlib import Path
@@ -70,17 +71,28 @@ def test_static_asset_served_by_nginx_with_long_cache_and_gzip(stack):
     if not asset.exists():
         asset = next(p for p in (ROOT / "usbills_app/static").rglob("*.css"))
     path = asset.relative_to(ROOT / "usbills_app").as_posix()
-    r = requests.get(f"{stack.url}/{path}", headers={"Accept-Encoding": "gzip"}, timeout=10,
-                     stream=True)
+    # As the page links it: with a content hash, so it may be cached for a year.
+    r = requests.get(f"{stack.url}/{path}?v=0123abcd", headers={"Accept-Encoding": "gzip"},
+                     timeout=10, stream=True)
     raw = r.raw.read()
     assert r.status_code == 200
-    assert "max-age=2592000" in r.headers["Cache-Control"]
+    assert r.headers["Cache-Control"] == "public, max-age=31536000, immutable"
     assert r.headers["Content-Type"].startswith("text/css")
     data = gzip.decompress(raw) if r.headers.get("Content-Encoding") == "gzip" else raw
     assert data == asset.read_bytes()
     if asset.stat().st_size > 1024:
         assert r.headers.get("Content-Encoding") == "gzip"
     assert r.headers["X-Content-Type-Options"] == "nosniff"  # headers on static files too
+    unversioned = requests.get(f"{stack.url}/{path}", timeout=10)
+    assert unversioned.headers["Cache-Control"] == "public, max-age=86400"
+
+    # The page itself links its scripts with the hash, and nginx serves those files.
+    page = requests.get(f"{stack.url}/", timeout=10).text
+    scripts = re.findall(r'<script src="([^"]+)"', page)
+    assert scripts and all("?v=" in src for src in scripts), scripts
+    for src in scripts:
+        js = requests.get(f"{stack.url}{src}", timeout=10)
+        assert js.status_code == 200 and "immutable" in js.headers["Cache-Control"], src
 
     missing = requests.get(f"{stack.url}/static/no-such-file.js", timeout=10)
     assert missing.status_code == 404
