@@ -17,6 +17,8 @@ class CertFiles:
     privkey: str
     not_after: dt.datetime
     domains: tuple[str, ...]
+    # Let's Encrypt staging: browsers do not trust it, so no HSTS (it would lock visitors out).
+    staging: bool = False
 
 
 def _not_after(cert: x509.Certificate) -> dt.datetime:
@@ -26,15 +28,25 @@ def _not_after(cert: x509.Certificate) -> dt.datetime:
     return value
 
 
+def is_staging(cert: x509.Certificate) -> bool:
+    issuer = cert.issuer.rfc4514_string().upper()
+    return "STAGING" in issuer or "FAKE LE" in issuer
+
+
 def read_cert(path: str | Path) -> tuple[tuple[str, ...], dt.datetime]:
     """(DNS names, expiry) of the first certificate in a PEM file."""
+    names, not_after, _ = _read(path)
+    return names, not_after
+
+
+def _read(path: str | Path) -> tuple[tuple[str, ...], dt.datetime, bool]:
     cert = x509.load_pem_x509_certificate(Path(path).read_bytes())
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
         names = tuple(n.lower() for n in san.value.get_values_for_type(x509.DNSName))
     except x509.ExtensionNotFound:
         names = ()
-    return names, _not_after(cert)
+    return names, _not_after(cert), is_staging(cert)
 
 
 def scan_live(live_dir: str | Path, now: dt.datetime | None = None) -> dict[str, CertFiles]:
@@ -49,12 +61,12 @@ def scan_live(live_dir: str | Path, now: dt.datetime | None = None) -> dict[str,
         if not (chain.is_file() and key.is_file()):
             continue
         try:
-            names, not_after = read_cert(chain)
+            names, not_after, staging = _read(chain)
         except (OSError, ValueError):
             continue  # half-written or foreign file: ignore, next scan will see it again
         if not_after <= now:
             continue
-        files = CertFiles(str(chain), str(key), not_after, names)
+        files = CertFiles(str(chain), str(key), not_after, names, staging)
         for name in names:
             if name not in found or found[name].not_after < not_after:
                 found[name] = files

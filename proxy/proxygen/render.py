@@ -47,7 +47,7 @@ def render(plan: Plan, certs: dict[str, CertFiles], settings: ProxySettings, pat
             "host": host,
             "cert": cert.fullchain if cert else paths.fallback_cert,
             "key": cert.privkey if cert else paths.fallback_key,
-            "trusted": cert is not None,
+            "trusted": cert is not None and not cert.staging,
             "include": f"{paths.vhost_dir}/{host}" if host in includes else None,
             "locations": locations,
         })

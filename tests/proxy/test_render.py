@@ -53,6 +53,14 @@ def test_hsts_only_with_a_real_certificate():
     assert "ssl_certificate /fb/fallback.crt;" in b
 
 
+def test_no_hsts_with_a_staging_certificate():
+    cert = CertFiles("/le/live/a.test/fullchain.pem", "/le/live/a.test/privkey.pem", FAR,
+                     ("a.test",), staging=True)
+    conf = render(plan(), {"a.test": cert}, ProxySettings(), PATHS)
+    assert "ssl_certificate /le/live/a.test/fullchain.pem;" in conf
+    assert "Strict-Transport-Security" not in conf
+
+
 def test_unknown_hosts_get_503_and_mozilla_intermediate_tls():
     conf = render(build_plan([], set()), {}, ProxySettings(), PATHS)
     assert conf.count("return 503") == 2
@@ -74,17 +82,19 @@ def test_settings_and_vhost_includes_are_rendered():
 
 def test_scan_live_maps_hosts_to_unexpired_certs_and_fallback_is_made(tmp_path):
     live = tmp_path / "live"
-    for name, days in (("a.test", 30), ("old.test", 1)):
+    for name, days, cn in (("a.test", 30, "a.test"), ("old.test", 1, "old.test"),
+                           ("stg.test", 30, "(STAGING) Artificial Apricot R3")):
         d = live / name
         d.mkdir(parents=True)
         subprocess.run(
             ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-             "-nodes", "-days", str(days), "-subj", f"/CN={name}",
+             "-nodes", "-days", str(days), "-subj", f"/CN={cn}",
              "-addext", f"subjectAltName=DNS:{name},DNS:www.{name}",
              "-keyout", str(d / "privkey.pem"), "-out", str(d / "fullchain.pem")],
             check=True, capture_output=True)
     found = scan_live(live, now=dt.datetime.now(dt.UTC) + dt.timedelta(days=2))
-    assert set(found) == {"a.test", "www.a.test"}
+    assert set(found) == {"a.test", "www.a.test", "stg.test", "www.stg.test"}
+    assert not found["a.test"].staging and found["stg.test"].staging
     assert found["a.test"].fullchain.endswith("a.test/fullchain.pem")
     cert, key = ensure_fallback(tmp_path / "fb")
     assert Path(cert).read_text().startswith("-----BEGIN CERTIFICATE")
