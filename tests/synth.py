@@ -24,7 +24,8 @@ def bill(value: int = 20, size: tuple[int, int] = (640, 272), seed: int = 0) -> 
         x, y = rnd.randrange(w), rnd.randrange(h)
         d.line([x, y, x + rnd.randrange(-30, 30), y + rnd.randrange(-30, 30)], fill=INK, width=1)
     text = str(value)
-    for x, y in [(w * 0.06, h * 0.08), (w * 0.82, h * 0.08), (w * 0.06, h * 0.72), (w * 0.82, h * 0.72)]:
+    for x, y in [(w * 0.06, h * 0.08), (w * 0.82, h * 0.08),
+                 (w * 0.06, h * 0.72), (w * 0.82, h * 0.72)]:
         d.text((x, y), text, fill=INK)
     return img
 
@@ -47,7 +48,9 @@ def encode(img: Image.Image, fmt: str = "JPEG", **kw) -> bytes:
     return buf.getvalue()
 
 
-def jpeg(img: Image.Image | None = None, quality: int = 90, exif_orientation: int | None = None) -> bytes:
+def jpeg(
+    img: Image.Image | None = None, quality: int = 90, exif_orientation: int | None = None
+) -> bytes:
     img = img if img is not None else bill()
     kw: dict = {"quality": quality}
     if exif_orientation:
