@@ -25,6 +25,7 @@
   var canVibrate = typeof navigator.vibrate === 'function';
   var mode = 'speak';
   try { mode = window.localStorage.getItem(MODE_KEY) || 'speak'; } catch (e) { /* private mode */ }
+  if (['speak', 'vibrate', 'silent'].indexOf(mode) < 0) mode = 'speak';
 
   function setupSettings() {
     var box = $('settings');
@@ -216,6 +217,7 @@
     try {
       var img = await decode(file);
       var canvas = downscale(img.src, img.w, img.h, MAX_SIDE);
+      if (img.src.close) img.src.close(); // a 12 MP bitmap holds about 48 MB
       sig = signatureOf(canvas);
       blob = await toJpeg(canvas);
     } catch (e) {
