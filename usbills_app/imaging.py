@@ -14,13 +14,16 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ApiError
 
-try:  # HEIC/HEIF (iPhone photos)
-    import pillow_heif
-
-    pillow_heif.register_heif_opener()
-    HEIF = True
-except ImportError:  # pragma: no cover - the image always ships it
-    HEIF = False
+try:  # HEIC/HEIF (iPhone photos): pillow-heif, or pi-heif (same API, decode-only, smaller)
+    import pillow_heif as _heif
+except ImportError:  # pragma: no cover - depends on the image
+    try:
+        import pi_heif as _heif
+    except ImportError:
+        _heif = None
+if _heif is not None:
+    _heif.register_heif_opener()
+HEIF = _heif is not None
 
 ALLOWED = {"JPEG", "PNG", "WEBP", "HEIF", "MPO"}  # MPO: multi-picture JPEG from some cameras
 FORMATS_TEXT = "JPEG, PNG, WebP or HEIC"
