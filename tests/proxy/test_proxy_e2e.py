@@ -187,10 +187,15 @@ def test_per_ip_rate_limit_answers_429(stack, sites):
 
 def test_site_started_later_is_routed_and_certified_then_removed(stack, sites):
     assert stack.http(LATE, "/").status == 503
+    started = {c.name: (c.reload(), c.attrs["State"]["StartedAt"])[1]
+               for c in (stack.proxy, stack.companion)}
     late = stack.start_site("late", {"VIRTUAL_HOST": LATE, "VIRTUAL_PORT": "8080",
                                      "LETSENCRYPT_HOST": LATE})
     stack.wait_cert(LATE)  # verified TLS + 200: routed and certified, nothing restarted
     assert stack.https(LATE, "/").data.startswith(b"hello from late")
+    for c in (stack.proxy, stack.companion):
+        c.reload()
+        assert c.attrs["State"]["StartedAt"] == started[c.name]  # nothing was restarted
     stack.remove_site(late)
     wait_for("vhost removed", lambda: stack.http(LATE, "/").status == 503)
     conf = stack.proxy.exec_run(["cat", "/var/lib/proxy/conf/proxy.conf"]).output.decode()
