@@ -27,19 +27,26 @@ REPO = Path(__file__).resolve().parent.parent
 THRESHOLDS = [0.5, 0.6, 0.7, 0.8, 0.9, 0.95]
 
 
-def validation_set(items, photos, size: int = samples.SIZE, seed: int = 1234):
+# Held-out photo crops: the whole photo, four 60 % corners and nine 40 % tiles.
+PHOTO_CROPS = [(0, 0, 1, 1), (0, 0, 0.6, 0.6), (0.4, 0, 1, 0.6), (0, 0.4, 0.6, 1),
+               (0.4, 0.4, 1, 1)] + [(x, y, x + 0.4, y + 0.4) for x in (0, 0.3, 0.6)
+                                    for y in (0, 0.3, 0.6)]
+
+
+def validation_set(items, photos, size: int = samples.SIZE, seed: int = 1234,
+                   backgrounds: bool = False):
     """Deterministic plain views: every box (8 % margin), every single-denomination image,
-    up to 3 background regions per image, and 5 crops of each held-out photo."""
+    14 crops of each held-out photo, and (optionally) up to 3 background regions per image."""
     rng = random.Random(seed)
-    srcs = [s for s in samples.sources(items, [], rng) if s.kind != "background"]
-    for it in items:
+    srcs = samples.sources(items, [], rng)
+    for it in items if backgrounds else []:
         if not it.boxes:
             continue
         for _ in range(3):
             r = samples.background_region(it, rng)
             if r is not None:
                 srcs.append(samples.Source("background", NONE, it, r))
-    crops = [(0, 0, 1, 1), (0, 0, 0.6, 0.6), (0.4, 0, 1, 0.6), (0, 0.4, 0.6, 1), (0.4, 0.4, 1, 1)]
+    crops = PHOTO_CROPS
     for name in samples.available_photos(photos):
         srcs += [samples.Source("photo", NONE, box=c, photo=name) for c in crops]
     cache: dict = {}
@@ -199,9 +206,9 @@ def write_model_card(result: dict, ds: mdata.Dataset, path: Path, train_info: di
         "- Augmentation (phone photos): any rotation (quarter turns and free angles), perspective, "
         "blur, low light, contrast/colour, glare blobs, sensor noise, JPEG quality 25-90.",
         f"- Training: {info.get('views', '?')} augmented views ({info.get('views_per_class', '?')}"
-        " per class) pass once through the frozen lower half (blocks 0-13); their 14x14x96 "
+        " per class) pass once through the frozen lower part (blocks 0-10); their 14x14x64 "
         "activations are cached. Stage 1 trains the softmax head on pooled features "
-        f"({info.get('head_epochs', '?')} epochs), stage 2 fine-tunes blocks 14-18 and the head "
+        f"({info.get('head_epochs', '?')} epochs), stage 2 fine-tunes blocks 11-18 and the head "
         f"({info.get('ft_epochs', '?')} epochs, cosine-decayed Adam, BatchNorm frozen). Seed "
         f"{info.get('seed', 0)}; {info.get('seconds', '?')} s on the 2-core build machine.",
         "- Input: RGB 224x224 (whole photo resized), `x/255`, ImageNet mean/std; softmax inside "

@@ -28,14 +28,19 @@ def _serving_fn(full, batch: int | None):
     return tf.function(lambda image: full(image, training=False), input_signature=[spec]), spec
 
 
-def to_tflite(full, path: Path, mode: str = "float") -> Path:
-    """mode: 'float' (float32 weights) or 'dynamic' (int8 weights, float activations)."""
+def to_tflite(full, path: Path, mode: str = "float", calibration: np.ndarray | None = None) -> Path:
+    """mode: 'float' (float32), 'dynamic' (int8 weights, float activations) or 'int8' (int8
+    weights and activations, calibrated on ``calibration`` images; float32 input/output)."""
     import tensorflow as tf
 
-    if mode not in ("float", "dynamic"):
+    if mode not in ("float", "dynamic", "int8"):
         raise ValueError(f"unknown tflite mode {mode!r}")
     size = full.input_shape[1]
-    kw = {"optimizations": [tf.lite.Optimize.DEFAULT]} if mode == "dynamic" else {}
+    kw = {"optimizations": [tf.lite.Optimize.DEFAULT]} if mode != "float" else {}
+    if mode == "int8":
+        if calibration is None:
+            raise ValueError("int8 export needs calibration images")
+        kw["representative_dataset"] = lambda: ([x[None].astype(np.float32)] for x in calibration)
     path.parent.mkdir(parents=True, exist_ok=True)
     full.export(str(path), format="litert", verbose=False,
                 input_signature=[tf.TensorSpec([1, size, size, 3], tf.float32, name="image")],
@@ -126,7 +131,7 @@ def evaluate_input(images: np.ndarray) -> np.ndarray:
                                                                                      np.float32)
 
 
-def export_and_choose(full, ds, args, log) -> dict:
+def export_and_choose(full, ds, args, log, calibration: np.ndarray | None = None) -> dict:
     """Export every candidate, measure each on the validation split, write the chosen bundle."""
     size = full.input_shape[1]
     _, images, y = evaluate.validation_set(ds.split("valid"), args.valid_photos, size)
@@ -142,6 +147,9 @@ def export_and_choose(full, ds, args, log) -> dict:
         jobs += [("tflite float32", lambda p: to_tflite(full, p, "float"), "float.tflite"),
                  ("tflite int8 weights (dynamic range)", lambda p: to_tflite(full, p, "dynamic"),
                   "dynamic.tflite")]
+        if calibration is not None:
+            jobs.append(("tflite int8 (full integer, float I/O)",
+                         lambda p: to_tflite(full, p, "int8", calibration), "int8.tflite"))
     if "onnx" in formats:
         jobs.append(("onnx float32", lambda p: to_onnx(full, p), "float.onnx"))
     for name, fn, fname in jobs:
@@ -155,7 +163,7 @@ def export_and_choose(full, ds, args, log) -> dict:
         c = {"name": name, "path": str(path), "bytes": path.stat().st_size,
              "agreement": float((probs.argmax(1) == keras_probs.argmax(1)).mean()),
              "max_abs_diff": float(np.abs(probs - keras_probs).max()),
-             "median_ms": median_latency_ms(pred, images)}
+             "median_ms": median_latency_ms(pred, images, args.latency_images)}
         c.update({k: rep[k] for k in ("top1_accuracy", "none_as_bill_rate", "answered_accuracy",
                                       "coverage", "ece")})
         candidates.append((c, rep))
@@ -165,7 +173,9 @@ def export_and_choose(full, ds, args, log) -> dict:
     if not candidates:
         raise RuntimeError("no export succeeded")
     ref = candidates[0][0]
-    ok = [(c, r) for c, r in candidates
+    # The bundle holds one file: pick among the preferred format (first in --formats).
+    preferred = [(c, r) for c, r in candidates if c["path"].endswith("." + formats[0])]
+    ok = [(c, r) for c, r in preferred or candidates
           if c["top1_accuracy"] >= ref["top1_accuracy"] - 0.005
           and c["none_as_bill_rate"] <= ref["none_as_bill_rate"] + 0.005
           and c["bytes"] <= MAX_BUNDLE_BYTES]

@@ -4,7 +4,7 @@
 
 Steps (fixed seeds): load + de-duplicate the data set, render augmented views of every
 class (balanced), run the frozen lower half of MobileNetV2 once over them and cache the
-14x14x96 activations, train the softmax head on the pooled features, then fine-tune the
+14x14x64 activations, train the softmax head on the pooled features, then fine-tune the
 upper blocks + head on the cached activations (BatchNorm frozen), export .tflite/.onnx,
 evaluate float and quantised exports on the validation split, and write the bundle and
 docs/model-card.md.
@@ -79,6 +79,19 @@ def lower_features(lower, images_fn, n: int, batch: int = 32, label: str = "") -
     return out
 
 
+def cache_key(items, args) -> str:
+    """Identifies the cached lower activations: data, view settings and the code making them."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for it in items:
+        h.update(f"{it.path.name}|{it.label}|{it.boxes}\n".encode())
+    h.update(f"{args.views_per_class}|{args.seed}|{args.size}|{args.train_photos}".encode())
+    for mod in ("samples.py", "backbone.py"):
+        h.update((Path(__file__).parent / mod).read_bytes())
+    return h.hexdigest()[:16]
+
+
 def build_classifier(lower, upper, dropout: float = 0.2):
     import keras
 
@@ -119,17 +132,25 @@ def train(args) -> dict:
         f"{len(ds.duplicates)} near-duplicates moved from valid to train, "
         f"{ds.unlabelled} unlabelled images left out")
     train_photos = samples.available_photos(args.train_photos)
-    srcs = samples.sources(train_items, train_photos, rng)
+    srcs = samples.sources(train_items, train_photos, rng, args.background_negatives,
+                           args.synthetic_negatives)
     views = balanced_views(srcs, args.views_per_class, rng)
     log(f"{len(srcs)} training sources -> {len(views)} augmented views "
         f"({args.views_per_class} per class)")
 
     lower, upper = backbone.build(args.size)
     view_rngs = [random.Random(rng.randrange(2**31)) for _ in views]
-    x_low = lower_features(
-        lower, lambda i: samples.render(srcs[views[i]], view_rngs[i], size=args.size),
-        len(views), label="views")
     y = np.array([srcs[v].label for v in views], np.int32)
+    cache = args.work / f"lower-{cache_key(train_items, args)}.npy"
+    if cache.is_file() and not args.no_cache:
+        x_low = np.load(cache)
+        log(f"using cached lower features {cache}")
+    else:
+        x_low = lower_features(
+            lower, lambda i: samples.render(srcs[views[i]], view_rngs[i], size=args.size),
+            len(views), label="views")
+        args.work.mkdir(parents=True, exist_ok=True)
+        np.save(cache, x_low)
     log(f"cached lower features {x_low.shape} ({x_low.nbytes / 1e6:.0f} MB) "
         f"in {time.time() - t0:.0f} s")
 
@@ -147,8 +168,11 @@ def train(args) -> dict:
         log(f"stage 2: fine-tune blocks {backbone.SPLIT}..18 + head ({args.ft_epochs} epochs)")
         inp = keras.Input(x_low.shape[1:])
         ft = keras.Model(inp, head(upper(inp)))
-        steps = args.ft_epochs * ((len(y) + 31) // 32)
-        lr = keras.optimizers.schedules.CosineDecay(args.ft_lr, steps)
+        per_epoch = (len(y) + 31) // 32
+        # Warm up over the first epoch: a cold start at full rate wrecks the ImageNet features.
+        lr = keras.optimizers.schedules.CosineDecay(
+            0.0, max(1, (args.ft_epochs - 1) * per_epoch), warmup_target=args.ft_lr,
+            warmup_steps=per_epoch)
         ft.compile(keras.optimizers.Adam(lr), "sparse_categorical_crossentropy",
                    metrics=["accuracy"])
         ft.fit(x_low.astype(np.float32), y, batch_size=32, epochs=args.ft_epochs,
@@ -157,7 +181,12 @@ def train(args) -> dict:
 
     args.work.mkdir(parents=True, exist_ok=True)
     full.save(args.work / "usbills.keras")
-    result = export.export_and_choose(full, ds, args, log)
+    # Calibration pictures for full-integer quantisation: fresh augmented training views.
+    cal_rng = random.Random(args.seed + 1)
+    cal = np.stack([backbone.normalise(np.asarray(samples.render(
+        srcs[cal_rng.randrange(len(srcs))], cal_rng, size=args.size)))
+        for _ in range(args.calibration_images)]) if args.calibration_images else None
+    result = export.export_and_choose(full, ds, args, log, cal)
     log(f"wrote bundle {args.out} ({result['chosen']}) in {time.time() - t0:.0f} s total")
     evaluate.write_model_card(result, ds, args.card, train_info={
         "views": len(views), "views_per_class": args.views_per_class,
@@ -177,14 +206,25 @@ def parse(argv=None):
     p.add_argument("--card", type=Path, default=REPO / "docs" / "model-card.md")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--size", type=int, default=224)
-    p.add_argument("--views-per-class", type=int, default=700)
+    p.add_argument("--views-per-class", type=int, default=600)
     p.add_argument("--head-epochs", type=int, default=20)
     p.add_argument("--head-lr", type=float, default=1e-3)
-    p.add_argument("--ft-epochs", type=int, default=3)
-    p.add_argument("--ft-lr", type=float, default=2e-4)
+    p.add_argument("--ft-epochs", type=int, default=6)
+    p.add_argument("--ft-lr", type=float, default=1e-4)
     p.add_argument("--threshold", type=float, default=0.8, help="served confidence threshold")
     p.add_argument("--formats", default="tflite,onnx", help="exports to try (first is preferred)")
     p.add_argument("--version", default="1.0.0")
+    p.add_argument("--synthetic-negatives", type=int, default=20,
+                   help="procedural no-banknote scenes (each view is a new scene)")
+    p.add_argument("--background-negatives", action="store_true",
+                   help="also use regions outside the boxes as negatives (only for data sets "
+                   "where every note is annotated)")
+    p.add_argument("--no-cache", action="store_true",
+                   help="recompute the lower-network activations even if cached in --work")
+    p.add_argument("--calibration-images", type=int, default=128,
+                   help="training views that calibrate the int8 export (0: no int8 export)")
+    p.add_argument("--latency-images", type=int, default=60,
+                   help="validation pictures timed per export")
     p.add_argument("--train-photos", nargs="*", default=samples.SKIMAGE_TRAIN)
     p.add_argument("--valid-photos", nargs="*", default=samples.SKIMAGE_VALID)
     return p.parse_args(argv)

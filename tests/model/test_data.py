@@ -59,9 +59,12 @@ def test_dedup_moves_near_duplicates_out_of_validation(tmp_path, yolo_dir):
 def test_samples_cover_bills_and_negatives(yolo_dir):
     ds = data.load(yolo_dir)
     rng = random.Random(0)
-    srcs = samples.sources(ds.split("train"), ["astronaut"], rng)
+    srcs = samples.sources(ds.split("train"), ["astronaut"], rng, synthetic=2)
     kinds = {s.kind for s in srcs}
-    assert {"box", "whole", "photo"} <= kinds
+    assert {"box", "whole", "photo", "synthetic"} <= kinds
+    assert "background" not in kinds  # unreliable in Roboflow exports: opt-in only
+    with_bg = samples.sources(ds.split("train"), [], rng, backgrounds=True)
+    assert any(s.kind == "background" for s in with_bg)
     for s in srcs[:6] + srcs[-1:]:
         img = samples.render(s, rng)
         assert img.size == (samples.SIZE, samples.SIZE) and img.mode == "RGB"

@@ -20,7 +20,8 @@ def trained(tmp_path_factory, yolo_dir):
     args = ["--data", str(yolo_dir), "--out", str(tmp / "bundle"), "--work", str(tmp / "work"),
             "--card", str(tmp / "card.md"), "--size", "96", "--views-per-class", "3",
             "--head-epochs", "1", "--ft-epochs", "1", "--train-photos", "astronaut",
-            "--valid-photos", "coffee", "--formats", "tflite,onnx"]
+            "--valid-photos", "coffee", "--formats", "tflite,onnx",
+            "--calibration-images", "4", "--latency-images", "5"]
     assert train.main(args) == 0
     return tmp
 
@@ -61,14 +62,18 @@ def test_exports_agree_with_keras(trained):
     from model.predictors import Predictor
 
     full = keras.models.load_model(trained / "work" / "usbills.keras")
-    x = np.random.default_rng(0).normal(0, 1, (4, 96, 96, 3)).astype(np.float32)
+    from model.backbone import normalise
+    from tests.synth import bill, photo
+
+    pics = [bill(v, (96, 96), seed=3) for v in (1, 20, 100)] + [photo((96, 96), seed=3)]
+    x = np.stack([normalise(np.asarray(p)) for p in pics])
     ref = full.predict(x, verbose=0)
     exports = {p.name: p for p in (trained / "work" / "export").iterdir()
                if p.suffix in (".tflite", ".onnx") and p.stem != "model"}
     assert "float.tflite" in exports
     for name, path in exports.items():
         got = Predictor(path)(x)
-        tol = 1e-4 if name.startswith("float") else 0.05  # int8 weights: small drift
+        tol = 1e-4 if name.startswith("float") else 0.1  # quantised: bounded drift
         assert np.abs(got - ref).max() < tol, name
 
 
