@@ -10,7 +10,7 @@ import time
 import numpy as np
 from flask import current_app, has_app_context
 
-from . import imaging, metrics, runtime
+from . import imaging, metrics, pixels, runtime
 from .config import Settings, load_settings
 from .errors import ApiError
 
@@ -124,9 +124,31 @@ def predict_images(images: list[bytes], lang: str = "en", top_k: int | None = No
         arrays.append(imaging.to_array(img, inp))
         t2 = time.perf_counter()
         timings.append({"decode": (t1 - t0) * 1000, "preprocess": (t2 - t1) * 1000})
+    return _answers(model, arrays, timings, lang, k, threshold)
+
+
+def predict_pixels(grid: object, max_value: object = None, lang: str = "en",
+                   top_k: int | None = None) -> dict:
+    """The single answer for a JSON pixel grid (usbills_app/pixels.py); ApiError for bad ones."""
+    settings = _settings()
+    model = _ready_model()
+    lang = normalise_lang(lang)
+    k = min(top_k or settings.top_k, len(model.bundle.classes))
+    threshold = settings.confidence_threshold or float(model.card["threshold"])
+    t0 = time.perf_counter()
+    grey = pixels.parse(grid, max_value)
+    t1 = time.perf_counter()
+    x = pixels.to_input(grey, model.card["input"])
+    t2 = time.perf_counter()
+    timing = {"decode": (t1 - t0) * 1000, "preprocess": (t2 - t1) * 1000}
+    return _answers(model, [x], [timing], lang, k, threshold)[0]
+
+
+def _answers(model: runtime.Model, arrays: list, timings: list[dict], lang: str, k: int,
+             threshold: float) -> list[dict]:
     t3 = time.perf_counter()
     probs = model.predict(np.stack(arrays))
-    infer_ms = (time.perf_counter() - t3) * 1000 / len(images)
+    infer_ms = (time.perf_counter() - t3) * 1000 / len(arrays)
     answers = []
     for row, t in zip(probs, timings, strict=True):
         ans = explain(row, model, lang, k, threshold)
