@@ -126,6 +126,12 @@ def predict():
     model = predict_service._ready_model()
     top_k = _query_top_k(len(model.bundle.classes))
     lang = _lang()
+    body = request.get_json(silent=True) if request.is_json else None
+    if isinstance(body, dict) and "pixels" in body:
+        # A digit as a JSON grid of grey values (usbills_app/pixels.py), one per request.
+        with current_app.extensions["usbills_inflight"]:
+            return jsonify(predict_service.predict_pixels(
+                body["pixels"], body.get("max_value"), lang, top_k))
     images, batch = read_images()
     with current_app.extensions["usbills_inflight"]:
         answers = predict_service.predict_images(images, lang, top_k)

@@ -1,0 +1,78 @@
+"""`{"pixels": [[...]]}` on POST /api/v1/predict, with the committed digits bundle and the colour
+test bundle (a 3-channel model gets the grey grid as RGB)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from usbills_app import create_app, runtime
+from usbills_app.config import Settings
+
+DIGITS = Path(__file__).resolve().parents[2] / "model" / "bundles" / "digits"
+
+
+@pytest.fixture(scope="module")
+def digits_client():
+    model = runtime.load_model(DIGITS)
+    return create_app(Settings(model_dir=DIGITS), model=model).test_client()
+
+
+@pytest.fixture(scope="module")
+def held_out():
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    # Any ten load_digits images (tests/digits checks the held-out split): 9 of 10 right.
+    return d.images[-10:].astype(int).tolist(), d.target[-10:].tolist()
+
+
+def test_load_digits_grids_are_read(digits_client, held_out):
+    grids, labels = held_out
+    got = []
+    for g in grids:
+        r = digits_client.post("/api/v1/predict?lang=es", json={"pixels": g})
+        assert r.status_code == 200, r.get_json()
+        body = r.get_json()
+        assert body["model"]["name"] == "digits" and body["lang"] == "es"
+        got.append(body["value"])
+    assert sum(a == b for a, b in zip(got, labels, strict=True)) >= 9
+
+
+def test_mnist_sized_grid_and_max_value(digits_client, held_out):
+    g = held_out[0][0]
+    big = [[v * 255 // 16 for v in row for _ in range(2)] for row in g for _ in range(2)]
+    r = digits_client.post("/api/v1/predict", json={"pixels": big})  # 16x16, 0..255
+    assert r.status_code == 200 and r.get_json()["value"] == held_out[1][0]
+    r = digits_client.post("/api/v1/predict", json={"pixels": g, "max_value": 16})
+    assert r.status_code == 200
+
+
+@pytest.mark.parametrize(("pixels", "status", "needle"), [
+    ("abc", 400, "2-D array"),
+    ([1, 2, 3], 400, "2-D array"),
+    ([], 400, "2-D array"),
+    ([[0] * 8] * 7 + [[0] * 7], 400, "rows differ"),
+    ([[0] * 8] * 7 + [[0] * 7 + ["x"]], 400, "only numbers"),
+    ([[0] * 8] * 7 + [[0] * 7 + [True]], 400, "only numbers"),
+    ([[0] * 4] * 4, 422, "accepted sizes"),
+    ([[0] * 300] * 8, 422, "accepted sizes"),
+    ([[0] * 8] * 7 + [[0] * 7 + [17]], 422, "0..16"),
+    ([[0] * 28] * 27 + [[0] * 27 + [-1]], 422, "0..255"),
+])
+def test_bad_grids_get_clear_errors(digits_client, pixels, status, needle):
+    r = digits_client.post("/api/v1/predict", json={"pixels": pixels})
+    assert r.status_code == status
+    err = r.get_json()["error"]
+    assert err["code"] == "invalid_pixels" and needle in err["message"]
+
+
+def test_bad_max_value(digits_client):
+    r = digits_client.post("/api/v1/predict", json={"pixels": [[0] * 8] * 8, "max_value": 0})
+    assert r.status_code == 400 and r.get_json()["error"]["code"] == "invalid_pixels"
+
+
+def test_rgb_model_takes_grids_too(client):
+    r = client.post("/api/v1/predict", json={"pixels": [[200] * 28] * 28})
+    assert r.status_code == 200 and "label" in r.get_json()
