@@ -26,6 +26,12 @@ NAMES = {
     "es": ["Cero", "Uno", "Dos", "Tres", "Cuatro", "Cinco", "Seis", "Siete", "Ocho", "Nueve"],
 }
 THRESHOLD = 0.6
+DESCRIPTION = {
+    "en": "Send a photo or a picture of one handwritten digit (light on dark), or its pixels "
+          "to the API. The page says which digit it is.",
+    "es": "Envíe una foto o una imagen de un dígito manuscrito (claro sobre oscuro), o sus "
+          "píxeles a la API. La página le dice qué dígito es.",
+}
 
 
 def load(seed: int = 0):
@@ -73,6 +79,7 @@ def card(sha: str, accuracy: float, n_test: int, seed: int) -> dict:
         "name": "digits",
         "kind": "digits",
         "title": {"en": "Handwritten digit reader", "es": "Lector de dígitos manuscritos"},
+        "description": DESCRIPTION,
         "version": "1.0.0",
         "task": "image-classification",
         "model_file": "model.tflite",

@@ -69,6 +69,10 @@ def _page_context(lang: str) -> dict:
     title_text = s["title"]
     if isinstance(title, dict):
         title_text = title.get(lang) or title.get("en") or title_text
+    # A card may describe its own site (the built-in intro is about banknotes).
+    desc = card.get("description")
+    if isinstance(desc, dict) and isinstance(desc.get(lang) or desc.get("en"), str):
+        s = {**s, "intro": desc.get(lang) or desc["en"]}
     other = [code for code in i18n.LANGS if code != lang]
     return {
         "lang": lang,

@@ -76,3 +76,9 @@ def test_bad_max_value(digits_client):
 def test_rgb_model_takes_grids_too(client):
     r = client.post("/api/v1/predict", json={"pixels": [[200] * 28] * 28})
     assert r.status_code == 200 and "label" in r.get_json()
+
+
+def test_digits_page_uses_the_card(digits_client):
+    page = digits_client.get("/?lang=es").get_data(as_text=True)
+    assert "Lector de dígitos manuscritos" in page and "dígito manuscrito" in page
+    assert "billete" not in page.split('class="intro"')[1].split("</p>")[0]
