@@ -142,6 +142,34 @@ def _containers(host, name):
         "label": f"com.docker.compose.project=usbills-site-{name}"})
 
 
+class Load:
+    """GET /api/v1/model on one host over verified HTTPS, ~20/s, in a thread; collects statuses
+    (or the exception) of every request."""
+
+    def __init__(self, host, name):
+        self.host, self.name, self.results = host, name, []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run)
+
+    def _run(self):
+        pool = self.host.https_pool(self.name, retries=False)
+        while not self.stop.is_set():
+            try:
+                r = pool.request("GET", "/api/v1/model", headers={"Host": self.name})
+                self.results.append(r.status)
+            except Exception as e:  # noqa: BLE001 - a failed request is what we count
+                self.results.append(repr(e))
+            time.sleep(0.05)
+
+    def __enter__(self):
+        self.thread.start()
+        return self.results
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+
+
 @pytest.mark.docker
 @pytest.mark.acme
 def test_two_sites_own_certificates_and_models(host):
@@ -151,26 +179,9 @@ def test_two_sites_own_certificates_and_models(host):
     host.wait_cert("a.usbills.test")
 
     # Load on the first site while the second is added: no request may fail.
-    stop, results = threading.Event(), []
-
-    def load():
-        pool = host.https_pool("a.usbills.test", retries=False)
-        while not stop.is_set():
-            try:
-                results.append(pool.request("GET", "/api/v1/model",
-                                            headers={"Host": "a.usbills.test"}).status)
-            except Exception as e:  # noqa: BLE001 - a failed request is what we count
-                results.append(repr(e))
-            time.sleep(0.05)
-
-    t = threading.Thread(target=load)
-    t.start()
-    try:
+    with Load(host, "a.usbills.test") as results:
         new_site(host, digits, "b.usbills.test", host.digits)
         host.wait_cert("b.usbills.test")
-    finally:
-        stop.set()
-        t.join()
     failed = [r for r in results if r != 200]
     assert len(results) > 20 and not failed, failed[:5]
 
@@ -206,3 +217,17 @@ def test_two_sites_own_certificates_and_models(host):
     assert wait_for("vhost dropped", lambda: host.https(
         "b.usbills.test", "/", verify=False).status == 503, timeout=30)
     assert host.https("a.usbills.test", "/api/v1/model").status == 200
+
+    # Blue/green bundle swap (docs/operator-guide.md): a second site on the same domain, then
+    # the old one removed, under load: no failed request.
+    bills2 = f"bills2-{sfx}"
+    with Load(host, "a.usbills.test") as results:
+        new_site(host, bills2, "a.usbills.test", host.bills)
+        time.sleep(2)
+        r = run(REMOVE, bills, env=host.sites_env)
+        assert r.returncode == 0, r.stderr
+        host.names.remove(bills)
+        time.sleep(2)
+    failed = [r for r in results if r != 200]
+    assert len(results) > 20 and not failed, failed[:5]
+    assert not _containers(host, bills)
