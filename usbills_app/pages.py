@@ -80,6 +80,8 @@ def _page_context(lang: str) -> dict:
         "title": title_text,
         "other_langs": [(code, i18n.strings(code)["lang_name"]) for code in other],
         "model": {"name": card.get("name", ""), "version": card.get("version", "")},
+        # Digit models (one grey channel, kind "digits") also get a drawing canvas.
+        "canvas": card.get("kind") == "digits",
         "page_config": json.dumps(
             {
                 "lang": lang,

@@ -22,6 +22,11 @@ STRINGS: dict[str, dict[str, str]] = {
             "on screen, or with a private vibration pattern."
         ),
         "skip": "Skip to the answer",
+        "canvas_heading": "Draw a digit",
+        "canvas_label": "Drawing area: draw one digit with your finger or the mouse",
+        "canvas_read": "Read the digit",
+        "canvas_clear": "Clear",
+        "canvas_empty": "Draw a digit first.",
         "switch_label": "Language",
         "answer_heading": "Answer",
         "answer_none": "No answer yet.",
@@ -90,6 +95,11 @@ STRINGS: dict[str, dict[str, str]] = {
             "en voz alta, en la pantalla o con una vibración privada."
         ),
         "skip": "Ir a la respuesta",
+        "canvas_heading": "Dibuje un dígito",
+        "canvas_label": "Área de dibujo: dibuje un dígito con el dedo o el ratón",
+        "canvas_read": "Leer el dígito",
+        "canvas_clear": "Borrar",
+        "canvas_empty": "Dibuje un dígito primero.",
         "switch_label": "Idioma",
         "answer_heading": "Respuesta",
         "answer_none": "Todavía no hay respuesta.",
