@@ -86,6 +86,18 @@ def spec(settings: Settings) -> dict:
                                 {"type": "object", "properties": {
                                     "images": {"type": "array", "items": b64, "minItems": 1}},
                                  "required": ["images"]},
+                                {"type": "object", "description": (
+                                    "one image as grey values, light on dark: 8x8 to 256x256; "
+                                    "0..16 for 8x8 (load_digits), else 0..255 (MNIST 28x28), "
+                                    "unless max_value is given"),
+                                 "properties": {
+                                    "pixels": {"type": "array", "minItems": 8, "maxItems": 256,
+                                               "items": {"type": "array", "minItems": 8,
+                                                         "maxItems": 256,
+                                                         "items": {"type": "number"}}},
+                                    "max_value": {"type": "number", "minimum": 1,
+                                                  "maximum": 65535}},
+                                 "required": ["pixels"]},
                             ]}},
                         },
                     },
@@ -95,11 +107,12 @@ def spec(settings: Settings) -> dict:
                                     {"$ref": "#/components/schemas/Answer"},
                                     {"$ref": "#/components/schemas/BatchAnswer"}]}}}},
                         "400": _err("Bad request: invalid JSON or base64, missing image, "
-                                    "bad parameter"),
+                                    "bad parameter, pixels not a 2-D array of numbers"),
                         "405": _err("Method not allowed"),
                         "413": _err("Upload over MAX_UPLOAD_MB, or more images than MAX_BATCH"),
                         "415": _err("Unsupported Content-Type or image format"),
-                        "422": _err("Not a decodable image, truncated, or too many pixels"),
+                        "422": _err("Not a decodable image, truncated, or too many pixels; "
+                                    "pixels grid of a wrong size or with values out of range"),
                         "429": _err("Busy: retry after the Retry-After header"),
                         "503": _err("Model not loaded yet"),
                     },

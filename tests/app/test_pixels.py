@@ -82,3 +82,9 @@ def test_digits_page_uses_the_card(digits_client):
     page = digits_client.get("/?lang=es").get_data(as_text=True)
     assert "Lector de dígitos manuscritos" in page and "dígito manuscrito" in page
     assert "billete" not in page.split('class="intro"')[1].split("</p>")[0]
+
+
+def test_openapi_describes_pixels(digits_client):
+    spec = digits_client.get("/api/v1/openapi.json").get_json()
+    body = spec["paths"]["/api/v1/predict"]["post"]["requestBody"]["content"]["application/json"]
+    assert any("pixels" in o.get("properties", {}) for o in body["schema"]["oneOf"])
