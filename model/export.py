@@ -186,7 +186,10 @@ def export_and_choose(full, ds, args, log, calibration: np.ndarray | None = None
     rimgs, ry = evaluate.rotated(images, y)
     rot, _ = evaluate.evaluate_predictor(Predictor(model_file), rimgs, ry, args.threshold, spec)
     comparison = [c for c, _ in candidates]
-    training = {"views_per_class": args.views_per_class, "head_epochs": args.head_epochs,
+    training = {"views": getattr(args, "views", None), "views_per_class": args.views_per_class,
+                "chosen": chosen["name"],
+                "seconds": round(time.time() - getattr(args, "started", time.time())),
+                "head_epochs": args.head_epochs,
                 "ft_epochs": args.ft_epochs, "seed": args.seed, "export": chosen["name"],
                 "comparison": [{k: (round(v, 5) if isinstance(v, float) else v)
                                 for k, v in c.items() if k != "path"} for c in comparison],

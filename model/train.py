@@ -122,7 +122,7 @@ def train(args) -> dict:
     keras.utils.set_random_seed(args.seed)
     tf.config.experimental.enable_op_determinism()
     rng = random.Random(args.seed)
-    t0 = time.time()
+    t0 = args.started = time.time()
 
     log(f"loading {args.data}")
     ds = mdata.load(args.data)
@@ -138,6 +138,7 @@ def train(args) -> dict:
     log(f"{len(srcs)} training sources -> {len(views)} augmented views "
         f"({args.views_per_class} per class)")
 
+    args.views = len(views)
     lower, upper = backbone.build(args.size)
     view_rngs = [random.Random(rng.randrange(2**31)) for _ in views]
     y = np.array([srcs[v].label for v in views], np.int32)
@@ -206,10 +207,10 @@ def parse(argv=None):
     p.add_argument("--card", type=Path, default=REPO / "docs" / "model-card.md")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--size", type=int, default=224)
-    p.add_argument("--views-per-class", type=int, default=600)
+    p.add_argument("--views-per-class", type=int, default=1200)
     p.add_argument("--head-epochs", type=int, default=20)
     p.add_argument("--head-lr", type=float, default=1e-3)
-    p.add_argument("--ft-epochs", type=int, default=6)
+    p.add_argument("--ft-epochs", type=int, default=3)
     p.add_argument("--ft-lr", type=float, default=1e-4)
     p.add_argument("--threshold", type=float, default=0.8, help="served confidence threshold")
     p.add_argument("--formats", default="tflite,onnx", help="exports to try (first is preferred)")

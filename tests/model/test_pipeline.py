@@ -73,7 +73,10 @@ def test_exports_agree_with_keras(trained):
     assert "float.tflite" in exports
     for name, path in exports.items():
         got = Predictor(path)(x)
-        tol = 1e-4 if name.startswith("float") else 0.1  # quantised: bounded drift
+        # Float exports match; quantised ones drift a bounded amount (full int8 was calibrated
+        # on 4 pictures only here).
+        tol = {"float": 1e-4, "dynamic": 0.1, "int8": 0.35}[name.split(".")[0]]
+        assert np.allclose(got.sum(1), 1, atol=1e-2), name
         assert np.abs(got - ref).max() < tol, name
 
 
