@@ -7,16 +7,19 @@ in teardown; no host ports are published - the tests talk to container IPs.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
 
 import pytest
+
+from tests import procs
+from tests.procs import sh
 
 ROOT = Path(__file__).resolve().parents[2]
 PROXY = ROOT / "proxy"
@@ -26,28 +29,10 @@ sys.path.insert(0, str(PROXY))  # the proxygen package is not installed on the h
 BACKEND_IMAGE = "usbills-test/backend:local"
 PEBBLE_IMAGE = "usbills-test/pebble:local"
 
-
-def sh(*cmd, env=None, check=True, timeout=300):
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout,
-                          check=False)
-    if check and proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n"
-                           f"{proc.stderr}")
-    return proc
+# Certificates and reloads take longer than container starts: a longer default poll.
+wait_for = functools.partial(procs.wait_for, timeout=90, interval=0.5)
 
 
-def wait_for(what, fn, timeout=90, interval=0.5):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            value = fn()
-            if value:
-                return value
-        except Exception as exc:  # keep polling; report the last error on timeout
-            last = exc
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what} (last error: {last!r})")
 
 
 def make_pebble_tls(directory: Path) -> None:

@@ -8,44 +8,25 @@ The app serves the colour test bundle (tests/bundles.py) mounted read-only, so a
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
-import subprocess
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from tests import procs
 from tests.bundles import cached_bundle
+from tests.procs import wait_for  # noqa: F401 (re-exported to the stack tests)
 
 ROOT = Path(__file__).resolve().parents[2]
+sh = functools.partial(procs.sh, timeout=120)
 MAX_UPLOAD_MB = 2  # small, so the over-the-limit upload is quick
 
 
-def sh(*cmd, env=None, check=True, timeout=120) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout,
-                          cwd=ROOT, check=False)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(map(str, cmd))} failed ({proc.returncode}):\n"
-                             f"{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
-def wait_for(what, fn, timeout=60.0, interval=0.25):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            value = fn()
-            if value:
-                return value
-        except Exception as exc:  # keep polling; report the last error on timeout
-            last = exc
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
 
 
 @dataclass
