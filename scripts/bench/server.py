@@ -157,6 +157,7 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--format", choices=["tflite", "onnx"], default="tflite")
     a = ap.parse_args()
+    ART.mkdir(exist_ok=True)  # the gunicorn log goes there before the report
     env_dir = os.environ.get("MODEL_DIR")
     bundle = Path(env_dir).resolve() if env_dir else mobilenet_bundle(a.format)
     data = phone_jpeg()
@@ -170,7 +171,6 @@ def main() -> int:
         "in_process": in_process(bundle, data, a.runs),
         "gunicorn": [gunicorn(bundle, data, a.workers, p, a.runs) for p in (True, False)],
     }
-    ART.mkdir(exist_ok=True)
     (ART / "bench-server.json").write_text(json.dumps(report, indent=2))
     ip = report["in_process"]
     load = ", ".join(f"{x:.1f}" for x in report["load_average"])
