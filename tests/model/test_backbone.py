@@ -54,3 +54,17 @@ def test_weights_read_without_torch():
     assert sd["features.0.0.weight"].shape == (32, 3, 3, 3)
     assert sd["classifier.1.weight"].shape == (1000, 1280)
     assert sd["features.0.0.weight"].dtype == np.float32
+
+
+@pytest.mark.parametrize("photo, classes", [("chelsea", CATS), ("coffee", CUPS)])
+def test_efficientnet_lite0_rebuild_gives_imagenet_answers(photo, classes):
+    from skimage import data as skdata
+
+    from model import efficientnet_lite as effl
+
+    model = effl.imagenet_classifier("efficientnet-lite0")
+    arr = getattr(skdata, photo)()
+    x = effl.normalise(np.asarray(Image.fromarray(arr).resize((224, 224),
+                                                              Image.Resampling.BILINEAR)))
+    probs = model.predict(x[None], verbose=0)[0]
+    assert int(probs.argmax()) in classes
