@@ -40,7 +40,8 @@ def main(argv=None) -> int:
     p.add_argument("--data", required=True, type=Path)
     p.add_argument("--exports", type=Path, default=REPO / "model" / "work" / "export")
     p.add_argument("--runs", type=int, default=200)
-    p.add_argument("--size", type=int, default=224, help="the exports' input size")
+    p.add_argument("--bundle", type=Path, default=REPO / "model" / "bundles" / "usbills",
+                   help="its card gives the exports' input size and normalisation")
     p.add_argument("--threshold", type=float, default=0.8)
     p.add_argument("--report", type=Path, default=REPO / "model" / "work" / "bench-model.md")
     args = p.parse_args(argv)
@@ -55,10 +56,14 @@ def main(argv=None) -> int:
     except mdata.DataError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    size = args.size
-    _, images, y = evaluate.validation_set(ds.split("valid"), samples.SKIMAGE_VALID, size)
-    spec = {"scale": 1 / 255, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
-    x = evaluate_input(images[:50])
+    try:
+        spec = json.loads((args.bundle / "card.json").read_text(encoding="utf-8"))["input"]
+    except (OSError, ValueError, KeyError) as e:
+        print(f"error: {args.bundle}: no readable card.json ({e})", file=sys.stderr)
+        return 2
+    _, images, y = evaluate.validation_set(ds.split("valid"), samples.SKIMAGE_VALID,
+                                           spec["height"])
+    x = evaluate_input(images[:50], spec["mean"], spec["std"])
     rows = []
     for f in files:
         pred = Predictor(f)

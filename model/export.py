@@ -13,11 +13,23 @@ from pathlib import Path
 import numpy as np
 
 from model import evaluate
-from model.backbone import MEAN, STD
+from model.backbone import MEAN, STD  # the default (MobileNetV2) normalisation
 from model.classes import DISPLAY, LABELS, NONE, VALUES
 from model.predictors import Predictor
 
 MAX_BUNDLE_BYTES = 15 * 1024 * 1024
+
+
+def half_turn_average(full):
+    """The served model: mean of the probabilities for the photo and the photo turned 180
+    degrees. Notes are held either way up; this test-time augmentation inside the model file
+    needs no change in the service and costs twice the compute of one pass."""
+    import keras
+
+    inp = keras.Input(full.input_shape[1:], name="image")
+    turned = keras.layers.Lambda(lambda x: keras.ops.flip(x, (1, 2)), name="half_turn")(inp)
+    out = keras.layers.Average(name="mean_probs")([full(inp), full(turned)])
+    return keras.Model(inp, out, name=f"{full.name}_half_turn")
 
 
 def _serving_fn(full, batch: int | None):
@@ -66,7 +78,7 @@ def sha256(path: Path) -> str:
 
 
 def make_card(model_file: Path, size: int, threshold: float, metrics: dict, version: str,
-              training: dict | None = None) -> dict:
+              training: dict | None = None, mean=MEAN, std=STD) -> dict:
     fmt = model_file.suffix.lstrip(".")
     classes = []
     for i, (lab, val, disp) in enumerate(zip(LABELS, VALUES, DISPLAY, strict=True)):
@@ -85,7 +97,7 @@ def make_card(model_file: Path, size: int, threshold: float, metrics: dict, vers
         "sha256": sha256(model_file),
         "input": {"height": size, "width": size, "channels": 3, "layout": "NHWC",
                   "dtype": "float32", "color": "RGB", "scale": 1 / 255,
-                  "mean": list(MEAN), "std": list(STD)},
+                  "mean": list(mean), "std": list(std)},
         "classes": classes,
         "threshold": threshold,
         "metrics": metrics,
@@ -115,8 +127,9 @@ def write_bundle(model_file: Path, out: Path, card: dict) -> Path:
     return dest
 
 
-def median_latency_ms(pred: Predictor, images: np.ndarray, n: int = 60) -> float:
-    x = evaluate_input(images[:n])
+def median_latency_ms(pred: Predictor, images: np.ndarray, n: int = 60, mean=MEAN,
+                      std=STD) -> float:
+    x = evaluate_input(images[:n], mean, std)
     pred.one(x[0])  # warm-up
     times = []
     for xi in x:
@@ -126,8 +139,8 @@ def median_latency_ms(pred: Predictor, images: np.ndarray, n: int = 60) -> float
     return float(np.median(times))
 
 
-def evaluate_input(images: np.ndarray) -> np.ndarray:
-    return (images.astype(np.float32) / 255 - np.array(MEAN, np.float32)) / np.array(STD,
+def evaluate_input(images: np.ndarray, mean=MEAN, std=STD) -> np.ndarray:
+    return (images.astype(np.float32) / 255 - np.array(mean, np.float32)) / np.array(std,
                                                                                      np.float32)
 
 
@@ -135,7 +148,8 @@ def export_and_choose(full, ds, args, log, calibration: np.ndarray | None = None
     """Export every candidate, measure each on the validation split, write the chosen bundle."""
     size = full.input_shape[1]
     _, images, y = evaluate.validation_set(ds.split("valid"), args.valid_photos, size)
-    spec = {"scale": 1 / 255, "mean": list(MEAN), "std": list(STD)}
+    mean, std = getattr(args, "mean", MEAN), getattr(args, "std", STD)
+    spec = {"scale": 1 / 255, "mean": list(mean), "std": list(std)}
     keras_rep, keras_probs = evaluate.evaluate_predictor(
         lambda x: full.predict(x, batch_size=32, verbose=0), images, y, args.threshold, spec)
     log(evaluate.format_report(keras_rep, "Keras model on validation:"))
@@ -163,7 +177,7 @@ def export_and_choose(full, ds, args, log, calibration: np.ndarray | None = None
         c = {"name": name, "path": str(path), "bytes": path.stat().st_size,
              "agreement": float((probs.argmax(1) == keras_probs.argmax(1)).mean()),
              "max_abs_diff": float(np.abs(probs - keras_probs).max()),
-             "median_ms": median_latency_ms(pred, images, args.latency_images)}
+             "median_ms": median_latency_ms(pred, images, args.latency_images, mean, std)}
         c.update({k: rep[k] for k in ("top1_accuracy", "none_as_bill_rate", "answered_accuracy",
                                       "coverage", "ece")})
         candidates.append((c, rep))
@@ -191,12 +205,14 @@ def export_and_choose(full, ds, args, log, calibration: np.ndarray | None = None
                 "seconds": round(time.time() - getattr(args, "started", time.time())),
                 "head_epochs": args.head_epochs,
                 "ft_epochs": args.ft_epochs, "seed": args.seed, "export": chosen["name"],
+                "half_turn": getattr(args, "half_turn", False),
+                "backbone": getattr(args, "backbone", "mobilenetv2"),
                 "comparison": [{k: (round(v, 5) if isinstance(v, float) else v)
                                 for k, v in c.items() if k != "path"} for c in comparison],
                 "near_duplicates": len(ds.duplicates),
                 "rotated_top1_accuracy": round(rot["top1_accuracy"], 4)}
     card = make_card(model_file, size, args.threshold, evaluate.card_metrics(rep), args.version,
-                     training)
+                     training, mean, std)
     write_bundle(model_file, Path(args.out), card)
     return {"report": rep, "rotated": rot, "card": card, "comparison": comparison,
             "chosen": chosen["name"], "keras_probs": keras_probs}

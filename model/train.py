@@ -23,8 +23,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
+from model import backbones, samples  # noqa: E402
 from model import data as mdata  # noqa: E402
-from model import samples  # noqa: E402
 from model.classes import LABELS  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -50,14 +50,14 @@ def balanced_views(srcs: list[samples.Source], per_class: int, rng: random.Rando
     return out
 
 
-def lower_features(lower, images_fn, n: int, batch: int = 32, label: str = "") -> np.ndarray:
+def lower_features(lower, images_fn, n: int, normalise, batch: int = 32,
+                   label: str = "") -> np.ndarray:
     """Run the frozen lower network over n pictures (images_fn(i) -> PIL) with a progress bar."""
     import keras
     import tensorflow as tf
 
-    from model.backbone import normalise
-
-    fn = tf.function(lambda x: lower(x, training=False), reduce_retracing=True)
+    fn = tf.function(lambda x: lower(x, training=False), reduce_retracing=True,
+                     autograph=False)
     out = None
     tty = sys.stdout.isatty()
     bar = keras.utils.Progbar(n, unit_name=label) if tty else None
@@ -87,8 +87,10 @@ def cache_key(items, args) -> str:
     for it in items:
         h.update(f"{it.path.name}|{it.label}|{it.boxes}\n".encode())
     h.update(f"{args.views_per_class}|{args.seed}|{args.size}|{args.train_photos}".encode())
-    for mod in ("samples.py", "backbone.py"):
-        h.update((Path(__file__).parent / mod).read_bytes())
+    h.update((Path(__file__).parent / "samples.py").read_bytes())
+    if args.backbone != "mobilenetv2":  # (keeps the key of caches made before --backbone)
+        h.update(args.backbone.encode())
+    h.update(backbones.get(args.backbone).source_bytes())
     return h.hexdigest()[:16]
 
 
@@ -117,7 +119,7 @@ def train(args) -> dict:
     import keras
     import tensorflow as tf
 
-    from model import backbone, evaluate, export
+    from model import evaluate, export
 
     keras.utils.set_random_seed(args.seed)
     tf.config.experimental.enable_op_determinism()
@@ -139,7 +141,10 @@ def train(args) -> dict:
         f"({args.views_per_class} per class)")
 
     args.views = len(views)
-    lower, upper = backbone.build(args.size)
+    bb = backbones.get(args.backbone)
+    args.size = args.size or bb.size
+    args.mean, args.std = bb.mean, bb.std
+    lower, upper = bb.build(args.size)
     view_rngs = [random.Random(rng.randrange(2**31)) for _ in views]
     y = np.array([srcs[v].label for v in views], np.int32)
     cache = args.work / f"lower-{cache_key(train_items, args)}.npy"
@@ -149,7 +154,7 @@ def train(args) -> dict:
     else:
         x_low = lower_features(
             lower, lambda i: samples.render(srcs[views[i]], view_rngs[i], size=args.size),
-            len(views), label="views")
+            len(views), bb.normalise, label="views")
         args.work.mkdir(parents=True, exist_ok=True)
         np.save(cache, x_low)
     log(f"cached lower features {x_low.shape} ({x_low.nbytes / 1e6:.0f} MB) "
@@ -166,7 +171,7 @@ def train(args) -> dict:
     head.fit(pooled, y, batch_size=64, epochs=args.head_epochs, verbose=verbose, shuffle=True)
 
     if args.ft_epochs > 0:
-        log(f"stage 2: fine-tune blocks {backbone.SPLIT}..18 + head ({args.ft_epochs} epochs)")
+        log(f"stage 2: fine-tune {bb.name} {bb.split} + head ({args.ft_epochs} epochs)")
         inp = keras.Input(x_low.shape[1:])
         ft = keras.Model(inp, head(upper(inp)))
         per_epoch = (len(y) + 31) // 32
@@ -184,16 +189,18 @@ def train(args) -> dict:
     full.save(args.work / "usbills.keras")
     # Calibration pictures for full-integer quantisation: fresh augmented training views.
     cal_rng = random.Random(args.seed + 1)
-    cal = np.stack([backbone.normalise(np.asarray(samples.render(
+    cal = np.stack([bb.normalise(np.asarray(samples.render(
         srcs[cal_rng.randrange(len(srcs))], cal_rng, size=args.size)))
         for _ in range(args.calibration_images)]) if args.calibration_images else None
-    result = export.export_and_choose(full, ds, args, log, cal)
+    served = export.half_turn_average(full) if args.half_turn else full
+    result = export.export_and_choose(served, ds, args, log, cal)
     log(f"wrote bundle {args.out} ({result['chosen']}) in {time.time() - t0:.0f} s total")
     evaluate.write_model_card(result, ds, args.card, train_info={
         "views": len(views), "views_per_class": args.views_per_class,
         "head_epochs": args.head_epochs, "ft_epochs": args.ft_epochs, "seed": args.seed,
         "seconds": round(time.time() - t0), "comparison": result["comparison"],
-        "train_sources": len(srcs), "chosen": result["chosen"],
+        "train_sources": len(srcs), "chosen": result["chosen"], "half_turn": args.half_turn,
+        "backbone": bb.name,
     })
     log(f"wrote {args.card}")
     return result
@@ -206,11 +213,13 @@ def parse(argv=None):
     p.add_argument("--work", type=Path, default=DEFAULT_WORK, help="scratch dir (checkpoints)")
     p.add_argument("--card", type=Path, default=REPO / "docs" / "model-card.md")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--size", type=int, default=224)
+    p.add_argument("--backbone", default="mobilenetv2", choices=sorted(backbones.BACKBONES),
+                   help="ImageNet backbone (python -m model.probe compares them)")
+    p.add_argument("--size", type=int, default=None, help="input size (default: the backbone's)")
     p.add_argument("--views-per-class", type=int, default=1200)
     p.add_argument("--head-epochs", type=int, default=20)
     p.add_argument("--head-lr", type=float, default=1e-3)
-    p.add_argument("--ft-epochs", type=int, default=3)
+    p.add_argument("--ft-epochs", type=int, default=5)
     p.add_argument("--ft-lr", type=float, default=1e-4)
     p.add_argument("--threshold", type=float, default=0.8, help="served confidence threshold")
     p.add_argument("--formats", default="tflite,onnx", help="exports to try (first is preferred)")
@@ -220,6 +229,9 @@ def parse(argv=None):
     p.add_argument("--background-negatives", action="store_true",
                    help="also use regions outside the boxes as negatives (only for data sets "
                    "where every note is annotated)")
+    p.add_argument("--half-turn", action=argparse.BooleanOptionalAction, default=True,
+                   help="serve the mean over the photo and the photo turned 180 degrees "
+                   "(twice the inference time)")
     p.add_argument("--no-cache", action="store_true",
                    help="recompute the lower-network activations even if cached in --work")
     p.add_argument("--calibration-images", type=int, default=128,

@@ -68,6 +68,9 @@ def test_exports_agree_with_keras(trained):
     pics = [bill(v, (96, 96), seed=3) for v in (1, 20, 100)] + [photo((96, 96), seed=3)]
     x = np.stack([normalise(np.asarray(p)) for p in pics])
     ref = full.predict(x, verbose=0)
+    card = json.loads((trained / "bundle" / "card.json").read_text())
+    assert card["training"]["half_turn"] is True  # the default: exports hold the half-turn mean
+    ref = (ref + full.predict(np.ascontiguousarray(x[:, ::-1, ::-1]), verbose=0)) / 2
     exports = {p.name: p for p in (trained / "work" / "export").iterdir()
                if p.suffix in (".tflite", ".onnx") and p.stem != "model"}
     assert "float.tflite" in exports
@@ -78,6 +81,31 @@ def test_exports_agree_with_keras(trained):
         tol = {"float": 1e-4, "dynamic": 0.1, "int8": 0.35}[name.split(".")[0]]
         assert np.allclose(got.sum(1), 1, atol=1e-2), name
         assert np.abs(got - ref).max() < tol, name
+
+
+def test_upside_down_photo_gets_the_same_answer(trained):
+    """People hold notes either way up: the served model answers the same for both."""
+    from model.backbone import normalise
+    from tests.synth import bill
+    from usbills_app import runtime
+
+    model = runtime.load_model(trained / "bundle")
+    x = normalise(np.asarray(bill(20, (96, 96), seed=5)))[None]
+    upright = np.asarray(model.predict(x))
+    turned = np.asarray(model.predict(np.ascontiguousarray(x[:, ::-1, ::-1])))
+    assert np.allclose(upright, turned, atol=1e-5)
+
+
+def test_probe_cli_compares_backbones(yolo_dir, tmp_path, capsys):
+    from model import probe
+
+    out = tmp_path / "backbones.md"
+    assert probe.main(["--data", str(yolo_dir), "--backbones", "mobilenetv2",
+                       "efficientnet-lite0", "--views-per-class", "2", "--out", str(out)]) == 0
+    doc = out.read_text()
+    assert "| mobilenetv2 | 224 |" in doc and "| efficientnet-lite0 | 224 |" in doc
+    assert probe.main(["--data", str(tmp_path / "missing")]) == 2
+    assert "error:" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("layout", ["yolo", "folders"])
