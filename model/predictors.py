@@ -42,4 +42,6 @@ class Predictor:
         return self.sess.run(None, {self.name: x})[0][0]
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        return np.stack([self.one(x) for x in batch])
+        from usbills_app.runtime import as_probabilities  # what the service reports
+
+        return as_probabilities(np.stack([self.one(x) for x in batch]))

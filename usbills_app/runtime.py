@@ -107,6 +107,13 @@ class OnnxBackend:
         return self._sess.run(None, {self._in_name: batch})[0].astype(np.float32)
 
 
+def as_probabilities(out: np.ndarray) -> np.ndarray:
+    """Rows rescaled to sum to 1. An int8 model's softmax output comes in steps of 1/256, so
+    its rows sum to 1 only within a few steps; the API reports them as a distribution."""
+    total = out.sum(axis=1, keepdims=True)
+    return np.divide(out, total, out=out.copy(), where=total > 0).astype(np.float32)
+
+
 BACKENDS = {"tflite": LiteRTBackend, "onnx": OnnxBackend}
 
 
@@ -132,7 +139,7 @@ class Model:
         return self.backend.name
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
-        return self.backend.run(batch)
+        return as_probabilities(self.backend.run(batch))
 
     def warm_up(self) -> None:
         inp = self.bundle.card["input"]
