@@ -75,7 +75,8 @@ def main(argv=None) -> int:
         print(json.dumps(rows[-1]))
     lines = [f"# Model export benchmark ({platform.processor() or platform.machine()}, "
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})", "",
-             f"`python -m model.bench --data {args.data} --runs {args.runs}`; validation "
+             f"`python -m model.bench {' '.join(sys.argv[1:] if argv is None else argv)}`; "
+             "validation "
              f"pictures: {len(y)}; threshold {args.threshold}.", "",
              "| file | size | p50 ms | p90 ms | top-1 | no-banknote answered | answered acc. | "
              "coverage |", "|---|---|---|---|---|---|---|---|"]
