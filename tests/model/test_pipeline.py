@@ -93,7 +93,9 @@ def test_upside_down_photo_gets_the_same_answer(trained):
     x = normalise(np.asarray(bill(20, (96, 96), seed=5)))[None]
     upright = np.asarray(model.predict(x))
     turned = np.asarray(model.predict(np.ascontiguousarray(x[:, ::-1, ::-1])))
-    assert np.allclose(upright, turned, atol=1e-5)
+    # An int8 export quantises its two passes separately: equal up to a few 1/256 steps.
+    int8 = "int8 (full integer" in model.card["training"]["export"]
+    assert np.allclose(upright, turned, atol=0.03 if int8 else 1e-5)
 
 
 def test_probe_cli_compares_backbones(yolo_dir, tmp_path, capsys):
@@ -126,3 +128,18 @@ def test_evaluate_cli_bad_input(tmp_path, capsys):
 
     assert evaluate.main(["--data", str(tmp_path / "missing"), "--bundle", str(tmp_path)]) == 2
     assert "no card.json" in capsys.readouterr().err
+
+
+def test_bench_cli_measures_every_export(trained, yolo_dir, tmp_path, capsys):
+    from model import bench
+
+    report = tmp_path / "bench.md"
+    args = ["--data", str(yolo_dir), "--exports", str(trained / "work" / "export"),
+            "--bundle", str(trained / "bundle"), "--runs", "3", "--report", str(report)]
+    assert bench.main(args) == 0
+    doc = report.read_text()
+    assert f"python -m model.bench {' '.join(args)}" in doc
+    assert "| float.tflite |" in doc and "| float.onnx |" in doc
+    assert bench.main(["--data", str(yolo_dir), "--exports", str(trained / "work" / "export"),
+                       "--bundle", str(tmp_path / "missing")]) == 2
+    assert "no readable card.json" in capsys.readouterr().err
