@@ -143,18 +143,25 @@ def build(size: int = 224, state: dict | None = None) -> tuple[keras.Model, kera
     return lower, upper
 
 
-def imagenet_classifier(size: int = 224) -> keras.Model:
-    """The full ImageNet classifier (1000 softmax outputs), used to check the rebuild."""
-    state = load_state_dict(weights_path())
-    lower, upper = build(size, state)
+def with_imagenet_head(lower, upper, size: int, weight: np.ndarray,
+                       bias: np.ndarray) -> keras.Model:
+    """lower + upper + the 1000-way ImageNet softmax (torch weight [out, in]): checks a rebuild."""
     inp = keras.Input((size, size, 3))
     dense = layers.Dense(1000, activation="softmax", name="imagenet")
     out = dense(upper(lower(inp)))
-    dense.set_weights([state["classifier.1.weight"].T, state["classifier.1.bias"]])
+    dense.set_weights([weight.T, bias])
     return keras.Model(inp, out)
 
 
-def normalise(rgb_uint8: np.ndarray) -> np.ndarray:
-    """torchvision normalisation: RGB/255, then (x - mean) / std (same as the bundle card)."""
+def imagenet_classifier(size: int = 224) -> keras.Model:
+    """The full ImageNet classifier (1000 softmax outputs), used to check the rebuild."""
+    state = load_state_dict(weights_path())
+    return with_imagenet_head(*build(size, state), size, state["classifier.1.weight"],
+                              state["classifier.1.bias"])
+
+
+def normalise(rgb_uint8: np.ndarray, mean=MEAN, std=STD) -> np.ndarray:
+    """RGB/255, then (x - mean) / std per channel, as the bundle card says (default: torchvision's
+    ImageNet mean/std)."""
     x = rgb_uint8.astype(np.float32) / 255.0
-    return (x - np.array(MEAN, np.float32)) / np.array(STD, np.float32)
+    return (x - np.array(mean, np.float32)) / np.array(std, np.float32)

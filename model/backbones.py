@@ -32,8 +32,7 @@ class Backbone:
         return efficientnet_lite.build(self.name, size)
 
     def normalise(self, rgb_uint8: np.ndarray) -> np.ndarray:
-        x = rgb_uint8.astype(np.float32) / 255.0
-        return (x - np.array(self.mean, np.float32)) / np.array(self.std, np.float32)
+        return mobilenetv2.normalise(rgb_uint8, self.mean, self.std)
 
     def source_bytes(self) -> bytes:
         return (Path(__file__).parent / self.source).read_bytes()

@@ -20,6 +20,7 @@ import keras
 import numpy as np
 from keras import layers
 
+from model import backbone as mobilenetv2
 from model.torch_weights import load_state_dict
 
 # Google's EfficientNet-Lite stages: repeats r, kernel k, stride s, expansion e, in, out.
@@ -163,14 +164,9 @@ def build(variant: str, size: int, state: dict | None = None):
 def imagenet_classifier(variant: str, size: int | None = None) -> keras.Model:
     size = size or VARIANTS[variant][2]
     state = load_state_dict(weights_path(variant))
-    lower, upper = build(variant, size, state)
-    inp = keras.Input((size, size, 3))
-    dense = layers.Dense(1000, activation="softmax", name="imagenet")
-    out = dense(upper(lower(inp)))
-    dense.set_weights([state["_fc.weight"].T, state["_fc.bias"]])
-    return keras.Model(inp, out)
+    return mobilenetv2.with_imagenet_head(*build(variant, size, state), size,
+                                          state["_fc.weight"], state["_fc.bias"])
 
 
 def normalise(rgb_uint8: np.ndarray) -> np.ndarray:
-    x = rgb_uint8.astype(np.float32) / 255.0
-    return (x - np.array(MEAN, np.float32)) / np.array(STD, np.float32)
+    return mobilenetv2.normalise(rgb_uint8, MEAN, STD)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from model import evaluate
-from model.backbone import MEAN, STD  # the default (MobileNetV2) normalisation
+from model.backbone import MEAN, STD, normalise  # default: MobileNetV2's normalisation
 from model.classes import DISPLAY, LABELS, NONE, VALUES
 from model.predictors import Predictor
 
@@ -140,8 +140,7 @@ def median_latency_ms(pred: Predictor, images: np.ndarray, n: int = 60, mean=MEA
 
 
 def evaluate_input(images: np.ndarray, mean=MEAN, std=STD) -> np.ndarray:
-    return (images.astype(np.float32) / 255 - np.array(mean, np.float32)) / np.array(std,
-                                                                                     np.float32)
+    return normalise(images, mean, std)
 
 
 def export_and_choose(full, ds, args, log, calibration: np.ndarray | None = None) -> dict:
