@@ -110,8 +110,9 @@ class OnnxBackend:
 def as_probabilities(out: np.ndarray) -> np.ndarray:
     """Rows rescaled to sum to 1. An int8 model's softmax output comes in steps of 1/256, so
     its rows sum to 1 only within a few steps; the API reports them as a distribution."""
-    total = out.sum(axis=1, keepdims=True)
-    return np.divide(out, total, out=out.copy(), where=total > 0).astype(np.float32)
+    probs = out.astype(np.float32)  # a copy: the backend's array is left as it is
+    total = probs.sum(axis=1, keepdims=True)
+    return np.divide(probs, total, out=probs, where=total > 0)
 
 
 BACKENDS = {"tflite": LiteRTBackend, "onnx": OnnxBackend}
