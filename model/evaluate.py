@@ -4,7 +4,8 @@
 
 Works on either layout (YOLO/Roboflow or folder per class). Prints per-class accuracy, the
 confusion matrix, calibration (ECE), accuracy and coverage at the served threshold, and
-writes docs/model-card.md (``--card``; ``--no-card`` to skip).
+writes docs/model-card.md (``--card``; ``--no-card`` to skip). ``--errors errors.png`` also
+draws the validation pictures the served model gets wrong.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from model import data as mdata
-from model import samples
+from model import error_sheet, samples
 from model.classes import LABELS, NONE
 
 REPO = Path(__file__).resolve().parent.parent
@@ -303,12 +304,14 @@ def evaluate_bundle(bundle: Path, data_dir: Path, threshold: float | None = None
     thr = threshold if threshold is not None else card["threshold"]
     ds = mdata.dedup(mdata.load(data_dir))
     photos = samples.SKIMAGE_VALID if photos is None else photos
-    _, images, y = validation_set(ds.split("valid"), photos, card["input"]["height"])
+    srcs, images, y = validation_set(ds.split("valid"), photos, card["input"]["height"])
     pred = Predictor(bundle / card["model_file"])
-    rep, _ = evaluate_predictor(pred, images, y, thr, card["input"])
+    rep, probs = evaluate_predictor(pred, images, y, thr, card["input"])
     rimgs, ry = rotated(images, y)
     rot, _ = evaluate_predictor(pred, rimgs, ry, thr, card["input"]) if len(ry) else (None, None)
-    return {"report": rep, "rotated": rot, "card": card}, ds
+    names = [s.photo or s.item.path.name for s in srcs]
+    return {"report": rep, "rotated": rot, "card": card, "images": images, "y": y,
+            "probs": probs, "names": names}, ds
 
 
 def main(argv=None) -> int:
@@ -318,7 +321,17 @@ def main(argv=None) -> int:
     p.add_argument("--threshold", type=float, default=None, help="default: the card's")
     p.add_argument("--card", type=Path, default=REPO / "docs" / "model-card.md")
     p.add_argument("--no-card", action="store_true", help="do not write the model card")
+    p.add_argument("--errors", type=Path, metavar="IMAGE",
+                   help="also write a contact sheet of the validation pictures the served "
+                   "model gets wrong (.png, .jpg or .webp)")
     args = p.parse_args(argv)
+    if args.threshold is not None and not 0 < args.threshold <= 1:
+        print(f"error: --threshold {args.threshold}: must be in (0, 1]", file=sys.stderr)
+        return 2
+    if args.errors and args.errors.suffix.lower() not in error_sheet.FORMATS:
+        print(f"error: --errors {args.errors}: use a .png, .jpg or .webp file name",
+              file=sys.stderr)
+        return 2
     if not (args.bundle / "card.json").is_file():
         print(f"error: {args.bundle}: no card.json (train first: python -m model.train)",
               file=sys.stderr)
@@ -335,6 +348,15 @@ def main(argv=None) -> int:
     if result["rotated"]:
         print(f"rotated 90/180/270: top-1 {result['rotated']['top1_accuracy']:.4f}")
     print(f"({time.time() - t0:.0f} s)")
+    if args.errors:
+        try:
+            n = error_sheet.write(result["images"], result["y"], result["probs"],
+                                  result["report"]["threshold"], result["names"], args.errors)
+        except OSError as e:
+            print(f"error: --errors {args.errors}: {e}", file=sys.stderr)
+            return 2
+        print(f"wrote {args.errors}: {n} pictures the served model gets wrong" if n
+              else "the served model gets no validation picture wrong: no error sheet written")
     if not args.no_card:
         write_model_card(result, ds, args.card, None)
         print(f"wrote {args.card}")

@@ -143,3 +143,32 @@ def test_bench_cli_measures_every_export(trained, yolo_dir, tmp_path, capsys):
     assert bench.main(["--data", str(yolo_dir), "--exports", str(trained / "work" / "export"),
                        "--bundle", str(tmp_path / "missing")]) == 2
     assert "no readable card.json" in capsys.readouterr().err
+
+
+def test_evaluate_cli_draws_the_failures(trained, yolo_dir, tmp_path, capsys):
+    """--errors: a sheet of the pictures answered wrongly (threshold 1: every note unanswered)."""
+    from PIL import Image
+
+    from model import error_sheet, evaluate
+
+    sheet = tmp_path / "out" / "errors.png"
+    assert evaluate.main(["--data", str(yolo_dir), "--bundle", str(trained / "bundle"),
+                          "--no-card", "--threshold", "1", "--errors", str(sheet)]) == 0
+    out = capsys.readouterr().out
+    assert f"wrote {sheet}: " in out and "pictures the served model gets wrong" in out
+    with Image.open(sheet) as img:
+        assert img.width == error_sheet.COLUMNS * error_sheet.TILE
+
+
+@pytest.mark.parametrize(("flag", "value", "message"), [
+    ("--errors", "errors.txt", "use a .png, .jpg or .webp file name"),
+    ("--threshold", "1.5", "must be in (0, 1]"),
+])
+def test_evaluate_cli_rejects_bad_options(yolo_dir, tmp_path, capsys, flag, value, message):
+    from model import evaluate
+
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "card.json").write_text("{}")
+    assert evaluate.main(["--data", str(yolo_dir), "--bundle", str(bundle), flag, value]) == 2
+    assert message in capsys.readouterr().err
