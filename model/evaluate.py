@@ -160,10 +160,11 @@ def _pct(v) -> str:
     return "n/a" if v is None else f"{100 * v:.1f} %"
 
 
-def write_model_card(result: dict, ds: mdata.Dataset, path: Path, train_info: dict | None) -> None:
-    """docs/model-card.md from an evaluation result (see export.export_and_choose)."""
+def write_model_card(result: dict, ds: mdata.Dataset, path: Path) -> None:
+    """docs/model-card.md from an evaluation result and the bundle card's "training" record
+    (see export.export_and_choose)."""
     rep, rot, card = result["report"], result.get("rotated"), result["card"]
-    info = train_info or card.get("training", {})
+    info = card.get("training", {})
     thr = rep["threshold"]
     ok = lambda good: "met" if good else "**not met**"  # noqa: E731
     from model import backbones
@@ -263,7 +264,7 @@ def write_model_card(result: dict, ds: mdata.Dataset, path: Path, train_info: di
               f"{_pct(c['none_as_bill_rate'])} | {_pct(c['answered_accuracy'])} | "
               f"{_pct(c['coverage'])} | {_pct(c['agreement'])} | {c['median_ms']:.1f} |"
               for c in comp]
-        chosen = info.get("chosen") or info.get("export")
+        chosen = info.get("export")
         t += ["", f"Chosen: **{chosen}** (rule: among the `.tflite` exports, the app's default "
               "runtime, the fastest whose top-1 is within 0.5 points of the float model and "
               "whose no-banknote rate is no worse by more than 0.5 points). Fastest measured: "
@@ -358,7 +359,7 @@ def main(argv=None) -> int:
         print(f"wrote {args.errors}: {n} pictures the served model gets wrong" if n
               else "the served model gets no validation picture wrong: no error sheet written")
     if not args.no_card:
-        write_model_card(result, ds, args.card, None)
+        write_model_card(result, ds, args.card)
         print(f"wrote {args.card}")
     return 0
 

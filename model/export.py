@@ -200,7 +200,6 @@ def export_and_choose(full, ds, args, log, calibration: np.ndarray | None = None
     rot, _ = evaluate.evaluate_predictor(Predictor(model_file), rimgs, ry, args.threshold, spec)
     comparison = [c for c, _ in candidates]
     training = {"views": getattr(args, "views", None), "views_per_class": args.views_per_class,
-                "chosen": chosen["name"],
                 "seconds": round(time.time() - getattr(args, "started", time.time())),
                 "head_epochs": args.head_epochs,
                 "ft_epochs": args.ft_epochs, "seed": args.seed, "export": chosen["name"],

@@ -195,13 +195,7 @@ def train(args) -> dict:
     served = export.half_turn_average(full) if args.half_turn else full
     result = export.export_and_choose(served, ds, args, log, cal)
     log(f"wrote bundle {args.out} ({result['chosen']}) in {time.time() - t0:.0f} s total")
-    evaluate.write_model_card(result, ds, args.card, train_info={
-        "views": len(views), "views_per_class": args.views_per_class,
-        "head_epochs": args.head_epochs, "ft_epochs": args.ft_epochs, "seed": args.seed,
-        "seconds": round(time.time() - t0), "comparison": result["comparison"],
-        "train_sources": len(srcs), "chosen": result["chosen"], "half_turn": args.half_turn,
-        "backbone": bb.name,
-    })
+    evaluate.write_model_card(result, ds, args.card)
     log(f"wrote {args.card}")
     return result
 
