@@ -118,6 +118,28 @@ def report(probs: np.ndarray, y: np.ndarray, thr: float) -> dict:
     return out
 
 
+def picture_kind(src: samples.Source) -> str:
+    """How a validation bill picture was made; visitors mostly photograph a single note."""
+    if src.item is None or not src.item.boxes:
+        return "whole photo"
+    what = "note crop" if src.kind == "box" else "whole photo"
+    return f"{what}, {'one note' if len(src.item.boxes) == 1 else 'several notes'} in the photo"
+
+
+def by_kind(srcs: list[samples.Source], probs: np.ndarray, y: np.ndarray, thr: float) -> list:
+    """Top-1, coverage and accuracy on answered bills for each kind of bill picture."""
+    kinds = np.array([picture_kind(s) if t != NONE else "" for s, t in zip(srcs, y, strict=True)])
+    rows = []
+    for kind in sorted(set(kinds) - {""}):
+        m = (kinds == kind) | (y == NONE)  # at_threshold needs the negatives only for its rate
+        r = at_threshold(probs[m], y[m], thr)
+        bills = kinds == kind
+        rows.append({"kind": kind, "n": int(bills.sum()),
+                     "top1_accuracy": float((probs[bills].argmax(1) == y[bills]).mean()),
+                     "coverage": r["coverage"], "answered_accuracy": r["answered_accuracy"]})
+    return rows
+
+
 def card_metrics(rep: dict) -> dict:
     keys = ["top1_accuracy", "none_as_bill_rate", "ece", "answered_accuracy", "coverage",
             "validation_images"]
@@ -137,6 +159,9 @@ def format_report(rep: dict, title: str = "") -> str:
                  f"{rep['none_images']} no banknote)")
     lines.append("per-class accuracy: " + ", ".join(
         f"{k} {v[0]:.3f} (n={v[1]})" for k, v in rep["per_class"].items() if v[0] is not None))
+    for k in rep.get("kinds", []):
+        lines.append(f"  {k['kind']}: n={k['n']} top-1 {k['top1_accuracy']:.4f}, coverage "
+                     f"{k['coverage']:.4f}, accuracy on answered {k['answered_accuracy']:.4f}")
     lines.append("confusion (rows = truth, cols = predicted): " + " ".join(LABELS))
     for lab, row in zip(LABELS, rep["confusion"], strict=True):
         lines.append(f"  {lab:>7} " + " ".join(f"{v:6d}" for v in row))
@@ -248,6 +273,13 @@ def write_model_card(result: dict, ds: mdata.Dataset, path: Path) -> None:
           "| | " + " | ".join(LABELS) + " |", "|---" * (len(LABELS) + 1) + "|"]
     t += [f"| **{lab}** | " + " | ".join(str(v) for v in row) + " |"
           for lab, row in zip(LABELS, rep["confusion"], strict=True)]
+    if rep.get("kinds"):
+        t += ["", "By kind of bill picture (a visitor usually photographs one note; crops from "
+              "photos of several notes show parts of the neighbouring notes too):", "",
+              f"| picture | n | top-1 | coverage (threshold {thr}) | accuracy on answered |",
+              "|---|---|---|---|---|"]
+        t += [f"| {k['kind']} | {k['n']} | {_pct(k['top1_accuracy'])} | {_pct(k['coverage'])} "
+              f"| {_pct(k['answered_accuracy'])} |" for k in rep["kinds"]]
     t += ["", "Threshold sweep (the served threshold is fixed before looking at validation):", "",
           "| threshold | accuracy on answered | coverage | no-banknote answered |",
           "|---|---|---|---|"]
@@ -277,7 +309,8 @@ def write_model_card(result: dict, ds: mdata.Dataset, path: Path) -> None:
           + "; ".join(f"{a} -> {b}: {n}" for n, a, b in pairs) + ". Errors concentrate on "
           "close-ups that show only a portrait or a corner numeral, fans and piles of notes, and "
           "old-series designs; the network fits its augmented training views almost perfectly, "
-          "so the gap is generalisation from about a thousand annotated notes.",
+          "so the gap is generalisation from about a thousand annotated notes. "
+          "`python -m model.evaluate --errors errors.png` draws the pictures it gets wrong.",
           "- The photos are web images (catalogue scans, stock photos, souvenir notes), not phone "
           "camera frames; real phone photos in poor light or at odd angles will do worse than "
           "the figures above, and the validation split is small (see the counts).",
@@ -308,6 +341,7 @@ def evaluate_bundle(bundle: Path, data_dir: Path, threshold: float | None = None
     srcs, images, y = validation_set(ds.split("valid"), photos, card["input"]["height"])
     pred = Predictor(bundle / card["model_file"])
     rep, probs = evaluate_predictor(pred, images, y, thr, card["input"])
+    rep["kinds"] = by_kind(srcs, probs, y, thr)
     rimgs, ry = rotated(images, y)
     rot, _ = evaluate_predictor(pred, rimgs, ry, thr, card["input"]) if len(ry) else (None, None)
     names = [s.photo or s.item.path.name for s in srcs]

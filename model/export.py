@@ -146,7 +146,7 @@ def evaluate_input(images: np.ndarray, mean=MEAN, std=STD) -> np.ndarray:
 def export_and_choose(full, ds, args, log, calibration: np.ndarray | None = None) -> dict:
     """Export every candidate, measure each on the validation split, write the chosen bundle."""
     size = full.input_shape[1]
-    _, images, y = evaluate.validation_set(ds.split("valid"), args.valid_photos, size)
+    srcs, images, y = evaluate.validation_set(ds.split("valid"), args.valid_photos, size)
     mean, std = getattr(args, "mean", MEAN), getattr(args, "std", STD)
     spec = {"scale": 1 / 255, "mean": list(mean), "std": list(std)}
     keras_rep, keras_probs = evaluate.evaluate_predictor(
@@ -170,6 +170,7 @@ def export_and_choose(full, ds, args, log, calibration: np.ndarray | None = None
             path = fn(work / fname)
             pred = Predictor(path)
             rep, probs = evaluate.evaluate_predictor(pred, images, y, args.threshold, spec)
+            rep["kinds"] = evaluate.by_kind(srcs, probs, y, args.threshold)
         except Exception as e:  # noqa: BLE001 - an export path that fails is reported, not fatal
             log(f"export {name} failed: {type(e).__name__}: {e}")
             continue

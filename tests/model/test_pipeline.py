@@ -120,7 +120,10 @@ def test_evaluate_cli_on_both_layouts(trained, yolo_dir, folder_dir, layout, cap
                           "--card", str(card)]) == 0
     out = capsys.readouterr().out
     assert "confusion" in out and "ECE" in out and "coverage" in out
-    assert "USD-100" in card.read_text()
+    doc = card.read_text()
+    assert "USD-100" in doc and "By kind of bill picture" in doc
+    row = "| note crop, one note in the photo |" if layout == "yolo" else "| whole photo |"
+    assert row in doc
 
 
 def test_evaluate_cli_bad_input(tmp_path, capsys):
