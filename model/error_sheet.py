@@ -32,11 +32,10 @@ def failures(probs: np.ndarray, y: np.ndarray, thr: float) -> list[tuple[int, st
     out = []
     for i, (p, c, t) in enumerate(zip(pred, conf, y, strict=True)):
         said = answer(int(p), float(c), thr)
-        if t != NONE and said == LABELS[t]:
+        names_a_note = said not in (LABELS[NONE], "no answer")
+        if said == LABELS[t] or (t == NONE and not names_a_note):
             continue
-        if t == NONE and said in ("none", "no answer"):
-            continue
-        rank = 0 if t != NONE and said not in ("none", "no answer") else 1 if t == NONE else 2
+        rank = 1 if t == NONE else 0 if names_a_note else 2
         c_down = np.floor(c * 100) / 100  # rounded down: 0.799 must not read as the 0.8 threshold
         out.append((rank, -float(c), i, f"{LABELS[t]} -> {said}", f"top: {LABELS[p]} {c_down:.2f}"))
     return [(i, what, top) for _, _, i, what, top in sorted(out)]

@@ -131,9 +131,8 @@ def by_kind(srcs: list[samples.Source], probs: np.ndarray, y: np.ndarray, thr: f
     kinds = np.array([picture_kind(s) if t != NONE else "" for s, t in zip(srcs, y, strict=True)])
     rows = []
     for kind in sorted(set(kinds) - {""}):
-        m = (kinds == kind) | (y == NONE)  # at_threshold needs the negatives only for its rate
-        r = at_threshold(probs[m], y[m], thr)
         bills = kinds == kind
+        r = at_threshold(probs[bills], y[bills], thr)
         rows.append({"kind": kind, "n": int(bills.sum()),
                      "top1_accuracy": float((probs[bills].argmax(1) == y[bills]).mean()),
                      "coverage": r["coverage"], "answered_accuracy": r["answered_accuracy"]})
