@@ -97,33 +97,36 @@ def build_upper(in_shape) -> keras.Model:
     return keras.Model(inp, x, name="mobilenetv2_upper")
 
 
-def _torch_name(keras_name: str) -> tuple[str, str]:
+def _torch_prefix(keras_name: str) -> str:
     """Map our layer names (f<idx>[_<part>]_<kind>) to torchvision state-dict prefixes."""
     parts = keras_name.split("_")
     idx, kind = int(parts[0][1:]), parts[-1]
+    bn = 1 if kind == "bn" else 0
     if idx in (0, 18):  # plain conv + BN: features.i.0 / features.i.1
-        return f"features.{idx}.{1 if kind == 'bn' else 0}", kind
+        return f"features.{idx}.{bn}"
     part = parts[1]
     # Block 1 has no expansion: conv.0 = dw(conv, bn), conv.1 = project conv, conv.2 = its BN.
     seq = ["dw", "proj"] if idx == 1 else ["exp", "dw", "proj"]
     pos = seq.index(part)
     if part == "proj":
-        return f"features.{idx}.conv.{pos + (1 if kind == 'bn' else 0)}", kind
-    return f"features.{idx}.conv.{pos}.{1 if kind == 'bn' else 0}", kind
+        return f"features.{idx}.conv.{pos + bn}"
+    return f"features.{idx}.conv.{pos}.{bn}"
 
 
-def load_torch_weights(model: keras.Model, state: dict) -> int:
-    """Copy torchvision weights into every conv/BN layer of ``model``; returns layers set."""
+def load_torch_weights(model: keras.Model, state: dict, prefix_of=_torch_prefix) -> int:
+    """Copy PyTorch weights into every conv/BN layer of ``model``; returns layers set.
+    ``prefix_of(layer name)`` gives the layer's state-dict prefix (default: torchvision's
+    MobileNetV2; EfficientNet-Lite passes its own)."""
     n = 0
     for layer in model.layers:
         if not isinstance(layer, layers.Conv2D | layers.DepthwiseConv2D
                           | layers.BatchNormalization):
             continue
-        prefix, kind = _torch_name(layer.name)
-        if kind == "bn":
+        prefix = prefix_of(layer.name)
+        if isinstance(layer, layers.BatchNormalization):
             layer.set_weights([state[f"{prefix}.{k}"] for k in
                                ("weight", "bias", "running_mean", "running_var")])
-        elif kind == "dw":
+        elif isinstance(layer, layers.DepthwiseConv2D):
             w = state[f"{prefix}.weight"]  # (C, 1, kh, kw) -> (kh, kw, C, 1)
             layer.set_weights([w.transpose(2, 3, 0, 1)])
         else:

@@ -132,29 +132,11 @@ def _torch_prefix(name: str) -> str:
     return f"_blocks.{int(block[1:])}.{_PART[part]}"
 
 
-def load_torch_weights(model: keras.Model, state: dict) -> int:
-    n = 0
-    for layer in model.layers:
-        if not isinstance(layer, layers.Conv2D | layers.DepthwiseConv2D
-                          | layers.BatchNormalization):
-            continue
-        prefix = _torch_prefix(layer.name)
-        if isinstance(layer, layers.BatchNormalization):
-            layer.set_weights([state[f"{prefix}.{k}"] for k in
-                               ("weight", "bias", "running_mean", "running_var")])
-        elif isinstance(layer, layers.DepthwiseConv2D):
-            layer.set_weights([state[f"{prefix}.weight"].transpose(2, 3, 0, 1)])
-        else:
-            layer.set_weights([state[f"{prefix}.weight"].transpose(2, 3, 1, 0)])
-        n += 1
-    return n
-
-
 def build(variant: str, size: int, state: dict | None = None):
     state = state if state is not None else load_state_dict(weights_path(variant))
     lower = build_lower(variant, size)
     upper = build_upper(variant, lower.output_shape[1:])
-    n = load_torch_weights(lower, state) + load_torch_weights(upper, state)
+    n = sum(mobilenetv2.load_torch_weights(m, state, _torch_prefix) for m in (lower, upper))
     expected = sum(1 for k in state if k.endswith(".weight") and not k.startswith("_fc"))
     if n != expected:
         raise ValueError(f"{variant}: set {n} layers, weights file has {expected}")
