@@ -19,7 +19,7 @@ import numpy as np
 
 from model import data as mdata
 from model import evaluate, samples
-from model.export import evaluate_input
+from model.backbone import normalise
 from model.predictors import Predictor
 
 REPO = Path(__file__).resolve().parent.parent
@@ -63,7 +63,7 @@ def main(argv=None) -> int:
         return 2
     _, images, y = evaluate.validation_set(ds.split("valid"), samples.SKIMAGE_VALID,
                                            spec["height"])
-    x = evaluate_input(images[:50], spec["mean"], spec["std"])
+    x = normalise(images[:50], spec["mean"], spec["std"])
     rows = []
     for f in files:
         pred = Predictor(f)

@@ -129,7 +129,7 @@ def write_bundle(model_file: Path, out: Path, card: dict) -> Path:
 
 def median_latency_ms(pred: Predictor, images: np.ndarray, n: int = 60, mean=MEAN,
                       std=STD) -> float:
-    x = evaluate_input(images[:n], mean, std)
+    x = normalise(images[:n], mean, std)
     pred.one(x[0])  # warm-up
     times = []
     for xi in x:
@@ -137,10 +137,6 @@ def median_latency_ms(pred: Predictor, images: np.ndarray, n: int = 60, mean=MEA
         pred.one(xi)
         times.append((time.perf_counter() - t) * 1000)
     return float(np.median(times))
-
-
-def evaluate_input(images: np.ndarray, mean=MEAN, std=STD) -> np.ndarray:
-    return normalise(images, mean, std)
 
 
 def export_and_choose(full, ds, args, log, calibration: np.ndarray | None = None) -> dict:

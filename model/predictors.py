@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from usbills_app.runtime import as_probabilities  # the service's output rescaling
+
 
 class Predictor:
     """Probabilities for a batch, one image at a time (the serving path), on ``threads`` CPUs."""
@@ -42,6 +44,4 @@ class Predictor:
         return self.sess.run(None, {self.name: x})[0][0]
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        from usbills_app.runtime import as_probabilities  # what the service reports
-
         return as_probabilities(np.stack([self.one(x) for x in batch]))

@@ -88,8 +88,7 @@ def cache_key(items, args) -> str:
         h.update(f"{it.path.name}|{it.label}|{it.boxes}\n".encode())
     h.update(f"{args.views_per_class}|{args.seed}|{args.size}|{args.train_photos}".encode())
     h.update((Path(__file__).parent / "samples.py").read_bytes())
-    if args.backbone != "mobilenetv2":  # (keeps the key of caches made before --backbone)
-        h.update(args.backbone.encode())
+    h.update(args.backbone.encode())
     h.update(backbones.get(args.backbone).source_bytes())
     return h.hexdigest()[:16]
 
