@@ -18,7 +18,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from model.torch_weights import load_state_dict
+from model.torch_weights import load_state_dict, load_torch_weights
 
 # torchvision's inverted-residual settings: expansion t, channels c, repeats n, stride s.
 SETTINGS = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
@@ -113,36 +113,13 @@ def _torch_prefix(keras_name: str) -> str:
     return f"features.{idx}.conv.{pos}.{bn}"
 
 
-def load_torch_weights(model: keras.Model, state: dict, prefix_of=_torch_prefix) -> int:
-    """Copy PyTorch weights into every conv/BN layer of ``model``; returns layers set.
-    ``prefix_of(layer name)`` gives the layer's state-dict prefix (default: torchvision's
-    MobileNetV2; EfficientNet-Lite passes its own)."""
-    n = 0
-    for layer in model.layers:
-        if not isinstance(layer, layers.Conv2D | layers.DepthwiseConv2D
-                          | layers.BatchNormalization):
-            continue
-        prefix = prefix_of(layer.name)
-        if isinstance(layer, layers.BatchNormalization):
-            layer.set_weights([state[f"{prefix}.{k}"] for k in
-                               ("weight", "bias", "running_mean", "running_var")])
-        elif isinstance(layer, layers.DepthwiseConv2D):
-            w = state[f"{prefix}.weight"]  # (C, 1, kh, kw) -> (kh, kw, C, 1)
-            layer.set_weights([w.transpose(2, 3, 0, 1)])
-        else:
-            w = state[f"{prefix}.weight"]  # (out, in, kh, kw) -> (kh, kw, in, out)
-            layer.set_weights([w.transpose(2, 3, 1, 0)])
-        n += 1
-    return n
-
-
 def build(size: int = 224, state: dict | None = None) -> tuple[keras.Model, keras.Model]:
     """Return (lower, upper) with ImageNet weights loaded."""
     state = state if state is not None else load_state_dict(weights_path())
     lower = build_lower(size)
     upper = build_upper(lower.output_shape[1:])
-    load_torch_weights(lower, state)
-    load_torch_weights(upper, state)
+    load_torch_weights(lower, state, _torch_prefix)
+    load_torch_weights(upper, state, _torch_prefix)
     return lower, upper
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from keras import layers
 
 from model import backbone as mobilenetv2
-from model.torch_weights import load_state_dict
+from model.torch_weights import load_state_dict, load_torch_weights
 
 # Google's EfficientNet-Lite stages: repeats r, kernel k, stride s, expansion e, in, out.
 STAGES = [(1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40),
@@ -136,7 +136,7 @@ def build(variant: str, size: int, state: dict | None = None):
     state = state if state is not None else load_state_dict(weights_path(variant))
     lower = build_lower(variant, size)
     upper = build_upper(variant, lower.output_shape[1:])
-    n = sum(mobilenetv2.load_torch_weights(m, state, _torch_prefix) for m in (lower, upper))
+    n = sum(load_torch_weights(m, state, _torch_prefix) for m in (lower, upper))
     expected = sum(1 for k in state if k.endswith(".weight") and not k.startswith("_fc"))
     if n != expected:
         raise ValueError(f"{variant}: set {n} layers, weights file has {expected}")

@@ -1,4 +1,5 @@
-"""Read a PyTorch ``.pth`` state dict into numpy arrays without installing torch.
+"""Read a PyTorch ``.pth`` state dict into numpy arrays without installing torch, and copy its
+conv/BN weights into a Keras model (shared by the backbone modules).
 
 Torch is ~800 MB and is only needed to unpickle one weights file, so this reads both of
 torch's on-disk formats directly: the legacy stream (torch < 1.6: pickles followed by raw
@@ -118,3 +119,28 @@ def load_state_dict(path: str | Path) -> OrderedDict[str, np.ndarray]:
     if isinstance(obj, dict) and "state_dict" in obj:
         obj = obj["state_dict"]
     return OrderedDict((k, v.materialise(arrays)) for k, v in obj.items())
+
+
+def load_torch_weights(model, state: dict, prefix_of) -> int:
+    """Copy PyTorch conv/BN weights into every conv/BN layer of a Keras ``model``; returns the
+    number of layers set. ``prefix_of(layer name)`` gives the layer's state-dict prefix (each
+    backbone module has its own map)."""
+    from keras import layers  # only training needs Keras; reading a .pth does not
+
+    n = 0
+    for layer in model.layers:
+        if not isinstance(layer, layers.Conv2D | layers.DepthwiseConv2D
+                          | layers.BatchNormalization):
+            continue
+        prefix = prefix_of(layer.name)
+        if isinstance(layer, layers.BatchNormalization):
+            layer.set_weights([state[f"{prefix}.{k}"] for k in
+                               ("weight", "bias", "running_mean", "running_var")])
+        elif isinstance(layer, layers.DepthwiseConv2D):
+            w = state[f"{prefix}.weight"]  # (C, 1, kh, kw) -> (kh, kw, C, 1)
+            layer.set_weights([w.transpose(2, 3, 0, 1)])
+        else:
+            w = state[f"{prefix}.weight"]  # (out, in, kh, kw) -> (kh, kw, in, out)
+            layer.set_weights([w.transpose(2, 3, 1, 0)])
+        n += 1
+    return n
