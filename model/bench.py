@@ -38,6 +38,7 @@ def latency(pred: Predictor, x: np.ndarray, runs: int) -> tuple[float, float]:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m model.bench", description=__doc__.split("\n")[0])
     p.add_argument("--data", required=True, type=Path)
+    mdata.add_image_labels_option(p)
     p.add_argument("--exports", type=Path, default=REPO / "model" / "work" / "export")
     p.add_argument("--runs", type=int, default=200)
     p.add_argument("--bundle", type=Path, default=REPO / "model" / "bundles" / "usbills",
@@ -52,7 +53,7 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
     try:
-        ds = mdata.dedup(mdata.load(args.data))
+        ds = mdata.dedup(mdata.load(args.data, args.image_labels))
     except mdata.DataError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -18,6 +18,8 @@ from scipy.fft import dct
 from model.classes import class_index
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+# Whole-image labels for box-less images of Dollar Classify v1 (see the file's header).
+DEFAULT_IMAGE_LABELS = Path(__file__).resolve().parent / "labels" / "usbills-unboxed.csv"
 TRAIN_NAMES = ("train", "training")
 VALID_NAMES = ("valid", "val", "validation", "test")
 
@@ -43,7 +45,8 @@ class Item:
 class Dataset:
     items: list[Item]
     layout: str
-    unlabelled: int = 0  # YOLO images without boxes (left out: see load_yolo)
+    unlabelled: int = 0  # YOLO images without boxes or image label (left out: see load_yolo)
+    image_labelled: int = 0  # YOLO images without boxes given a whole-image label
     duplicates: list[tuple[str, str, int]] = field(default_factory=list)
 
     def split(self, name: str) -> list[Item]:
@@ -83,14 +86,46 @@ def _yolo_names(root: Path) -> list[str]:
     raise DataError(f"{yaml}: no 'names' list")
 
 
-def load_yolo(root: Path) -> Dataset:
+def read_image_labels(path: Path) -> dict[str, int]:
+    """Whole-image labels: ``<split>/images/<file>,<class>`` lines; ``#`` starts a comment."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise DataError(f"{path}: cannot read image labels ({e.strerror})") from None
+    out = {}
+    for n, ln in enumerate(lines, 1):
+        ln = ln.split("#", 1)[0].strip()
+        if not ln:
+            continue
+        name, sep, cls = (v.strip() for v in ln.rpartition(","))
+        if not sep or not name:
+            raise DataError(f"{path}:{n}: expected '<split>/images/<file>,<class>', got {ln!r}")
+        try:
+            out[name] = class_index(cls)
+        except ValueError as e:
+            raise DataError(f"{path}:{n}: {e}") from None
+    return out
+
+
+def add_image_labels_option(parser) -> None:
+    """The --image-labels option of the commands that load a data set (argparse)."""
+    parser.add_argument(
+        "--image-labels", metavar="FILE", default=DEFAULT_IMAGE_LABELS,
+        type=lambda v: None if v.lower() in ("", "none") else Path(v),
+        help="whole-image labels for YOLO images without boxes (default: the repository's "
+        "labels for Dollar Classify; 'none' leaves box-less images out)")
+
+
+def load_yolo(root: Path, image_labels: dict[str, int] | None = None) -> Dataset:
     """Roboflow/YOLO export: <split>/images/*.jpg + <split>/labels/*.txt + data.yaml.
 
-    Images without any box are left out: in Roboflow exports they are usually "null"
+    Images without any box are left out unless ``image_labels`` (keyed by the path relative
+    to ``root``) gives them a whole-image class: in Roboflow exports they are usually "null"
     (unannotated) images, and in this data set they show banknotes, so they are not negatives.
     """
     names = [class_index(n) for n in _yolo_names(root)]
-    items, unlabelled = [], 0
+    image_labels = image_labels or {}
+    items, unlabelled, image_labelled = [], 0, 0
     for sub in sorted(p for p in root.iterdir() if p.is_dir()):
         split = _split_of(sub.name)
         if split is None or not (sub / "images").is_dir():
@@ -109,13 +144,17 @@ def load_yolo(root: Path) -> Dataset:
                     cx, cy, w, h = (float(v) for v in parts[1:5])
                     boxes.append((names[c], max(0.0, cx - w / 2), max(0.0, cy - h / 2),
                                   min(1.0, cx + w / 2), min(1.0, cy + h / 2)))
+            whole = image_labels.get(img.relative_to(root).as_posix())
             if boxes:
                 items.append(Item(img, split, boxes))
+            elif whole is not None:
+                items.append(Item(img, split, [], whole))
+                image_labelled += 1
             else:
                 unlabelled += 1
     if not items:
         raise DataError(f"{root}: no labelled images found in YOLO layout")
-    return Dataset(items, "yolo", unlabelled)
+    return Dataset(items, "yolo", unlabelled, image_labelled)
 
 
 def _stable_split(path: Path, valid_fraction: float) -> str:
@@ -142,12 +181,14 @@ def load_folders(root: Path, valid_fraction: float = 0.2) -> Dataset:
     return Dataset(items, "folders")
 
 
-def load(root: str | Path) -> Dataset:
+def load(root: str | Path, image_labels: Path | None = DEFAULT_IMAGE_LABELS) -> Dataset:
+    """Either layout; ``image_labels`` (a file, see read_image_labels) only affects YOLO sets,
+    and only its entries naming a box-less image of this data set."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: not a directory")
     if (root / "data.yaml").is_file() or any((p / "labels").is_dir() for p in root.iterdir()):
-        return load_yolo(root)
+        return load_yolo(root, read_image_labels(image_labels) if image_labels else None)
     return load_folders(root)
 
 

@@ -118,10 +118,14 @@ def report(probs: np.ndarray, y: np.ndarray, thr: float) -> dict:
     return out
 
 
+# Folder layout, and YOLO images labelled as a whole (--image-labels).
+IMAGE_LABEL_KIND = "whole photo, image label (no boxes)"
+
+
 def picture_kind(src: samples.Source) -> str:
     """How a validation bill picture was made; visitors mostly photograph a single note."""
     if src.item is None or not src.item.boxes:
-        return "whole photo"
+        return IMAGE_LABEL_KIND
     what = "note crop" if src.kind == "box" else "whole photo"
     return f"{what}, {'one note' if len(src.item.boxes) == 1 else 'several notes'} in the photo"
 
@@ -219,11 +223,17 @@ def write_model_card(result: dict, ds: mdata.Dataset, path: Path) -> None:
         f"- **Near-duplicates**: {len(ds.duplicates)} validation images were perceptual-hash "
         "near-duplicates (64-bit DCT hash, Hamming distance <= 6) of a training image; they were "
         "moved to the training side so that no pair straddles the split.",
-        f"- {ds.unlabelled} images have no box at all. Looking at them, they show banknotes that "
-        "were simply not annotated, so they are left out (neither bills nor negatives).",
-        "- Negatives (`none`): regions of the photos that touch no box, and other photos available "
-        "offline (scikit-image and scikit-learn sample images; the validation uses photos never "
-        "seen in training: " + ", ".join(samples.SKIMAGE_VALID) + ").", "",
+        f"- {ds.unlabelled + ds.image_labelled} images have no box at all. Looking at them, they "
+        "show banknotes that were simply not annotated, so they are not negatives. "
+        f"{ds.image_labelled} of them (training split) were labelled by hand as whole images "
+        "(`model/labels/usbills-unboxed.csv`, one denomination each); the other "
+        f"{ds.unlabelled} are left out (close-ups showing no value, a novelty note, a $500 note, "
+        "and the validation split's, left unlabelled so validation figures stay comparable).",
+        "- Negatives (`none`): "
+        + ("regions of the photos that touch no box, " if info.get("background_negatives") else "")
+        + "procedural scenes, and other photos available offline (scikit-image and scikit-learn "
+        "sample images; the validation uses photos never seen in training: "
+        + ", ".join(samples.SKIMAGE_VALID) + ").", "",
         "## Method", "",
         f"- Backbone: {bb.weights}. A test checks its ImageNet predictions on real photos "
         "(cat, coffee cup).",
@@ -333,12 +343,13 @@ def write_model_card(result: dict, ds: mdata.Dataset, path: Path) -> None:
 
 
 def evaluate_bundle(bundle: Path, data_dir: Path, threshold: float | None = None,
-                    photos=None) -> tuple[dict, mdata.Dataset]:
+                    photos=None, image_labels: Path | None = mdata.DEFAULT_IMAGE_LABELS,
+                    ) -> tuple[dict, mdata.Dataset]:
     from model.predictors import Predictor
 
     card = json.loads((bundle / "card.json").read_text(encoding="utf-8"))
     thr = threshold if threshold is not None else card["threshold"]
-    ds = mdata.dedup(mdata.load(data_dir))
+    ds = mdata.dedup(mdata.load(data_dir, image_labels))
     photos = samples.SKIMAGE_VALID if photos is None else photos
     srcs, images, y = validation_set(ds.split("valid"), photos, card["input"]["height"])
     pred = Predictor(bundle / card["model_file"])
@@ -356,6 +367,7 @@ def main(argv=None) -> int:
     p.add_argument("--data", required=True, type=Path)
     p.add_argument("--bundle", type=Path, default=REPO / "model" / "bundles" / "usbills")
     p.add_argument("--threshold", type=float, default=None, help="default: the card's")
+    mdata.add_image_labels_option(p)
     p.add_argument("--card", type=Path, default=REPO / "docs" / "model-card.md")
     p.add_argument("--no-card", action="store_true", help="do not write the model card")
     p.add_argument("--errors", type=Path, metavar="IMAGE",
@@ -375,12 +387,14 @@ def main(argv=None) -> int:
         return 2
     t0 = time.time()
     try:
-        result, ds = evaluate_bundle(args.bundle, args.data, args.threshold)
+        result, ds = evaluate_bundle(args.bundle, args.data, args.threshold,
+                                     image_labels=args.image_labels)
     except (mdata.DataError, OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"data: {ds.layout} layout, {len(ds.split('valid'))} validation images, "
-          f"{len(ds.duplicates)} near-duplicates moved to train, {ds.unlabelled} unlabelled")
+          f"{len(ds.duplicates)} near-duplicates moved to train, {ds.image_labelled} labelled by "
+          f"--image-labels, {ds.unlabelled} unlabelled")
     print(format_report(result["report"], f"bundle {args.bundle}"))
     if result["rotated"]:
         print(f"rotated 90/180/270: top-1 {result['rotated']['top1_accuracy']:.4f}")

@@ -202,6 +202,7 @@ def export_and_choose(full, ds, args, log, calibration: np.ndarray | None = None
                 "ft_epochs": args.ft_epochs, "seed": args.seed, "export": chosen["name"],
                 "half_turn": getattr(args, "half_turn", False),
                 "backbone": getattr(args, "backbone", "mobilenetv2"),
+                "background_negatives": getattr(args, "background_negatives", False),
                 "comparison": [{k: (round(v, 5) if isinstance(v, float) else v)
                                 for k, v in c.items() if k != "path"} for c in comparison],
                 "near_duplicates": len(ds.duplicates),

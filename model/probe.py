@@ -91,12 +91,13 @@ def write_doc(rows: list[dict], path: Path, views_per_class: int) -> None:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m model.probe", description=__doc__.split("\n")[0])
     p.add_argument("--data", required=True, type=Path)
+    mdata.add_image_labels_option(p)
     p.add_argument("--backbones", nargs="*", default=DEFAULT, choices=list(backbones.BACKBONES))
     p.add_argument("--views-per-class", type=int, default=300)
     p.add_argument("--out", type=Path, default=REPO / "docs" / "model-backbones.md")
     args = p.parse_args(argv)
     try:
-        ds = mdata.dedup(mdata.load(args.data))
+        ds = mdata.dedup(mdata.load(args.data, args.image_labels))
     except (mdata.DataError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

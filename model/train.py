@@ -126,11 +126,12 @@ def train(args) -> dict:
     t0 = args.started = time.time()
 
     log(f"loading {args.data}")
-    ds = mdata.load(args.data)
+    ds = mdata.load(args.data, args.image_labels)
     mdata.dedup(ds)
     train_items, valid_items = ds.split("train"), ds.split("valid")
     log(f"{ds.layout} layout: {len(train_items)} train / {len(valid_items)} valid images, "
         f"{len(ds.duplicates)} near-duplicates moved from valid to train, "
+        f"{ds.image_labelled} box-less images labelled by --image-labels, "
         f"{ds.unlabelled} unlabelled images left out")
     train_photos = samples.available_photos(args.train_photos)
     srcs = samples.sources(train_items, train_photos, rng, args.background_negatives,
@@ -206,6 +207,7 @@ def parse(argv=None):
     p.add_argument("--work", type=Path, default=DEFAULT_WORK, help="scratch dir (checkpoints)")
     p.add_argument("--card", type=Path, default=REPO / "docs" / "model-card.md")
     p.add_argument("--seed", type=int, default=0)
+    mdata.add_image_labels_option(p)
     p.add_argument("--backbone", default="mobilenetv2", choices=sorted(backbones.BACKBONES),
                    help="ImageNet backbone (python -m model.probe compares them)")
     p.add_argument("--size", type=int, default=None, help="input size (default: the backbone's)")

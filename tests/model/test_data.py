@@ -32,6 +32,36 @@ def test_yolo_layout(yolo_dir):
     assert all(0 <= v <= 1 for v in fifty.boxes[0][1:])
 
 
+def test_image_labels_give_box_less_images_a_whole_image_class(tmp_path, yolo_dir):
+    labels = tmp_path / "labels.csv"
+    labels.write_text("# hand-labelled\n"
+                      "train/images/empty.jpg, Twenty  # the box-less picture\n"
+                      "train/images/Ten_0.jpg,USD-1\n"  # has a box: the box wins
+                      "valid/images/not-in-this-set.jpg,USD-5\n")
+    ds = data.load(yolo_dir, labels)
+    assert (ds.image_labelled, ds.unlabelled) == (1, 0)
+    empty = next(it for it in ds.items if it.path.name == "empty.jpg")
+    assert (empty.split, empty.boxes, empty.label) == ("train", [], LABELS.index("USD-20"))
+    ten = next(it for it in ds.items if it.path.name == "Ten_0.jpg")
+    assert ten.label is None and ten.boxes[0][0] == LABELS.index("USD-10")
+    srcs = samples.sources(ds.split("train"), [], random.Random(0))
+    assert any(s.kind == "whole" and s.item is empty and s.label == empty.label for s in srcs)
+    assert data.load(yolo_dir, None).image_labelled == 0
+
+
+@pytest.mark.parametrize("line, message", [
+    ("train/images/empty.jpg,Euro-5", r"labels.csv:2: unknown class name 'Euro-5'"),
+    ("train/images/empty.jpg", r"labels.csv:2: expected '<split>/images/<file>,<class>'"),
+])
+def test_image_labels_file_errors_name_the_line(tmp_path, yolo_dir, line, message):
+    labels = tmp_path / "labels.csv"
+    labels.write_text(f"# header\n{line}\n")
+    with pytest.raises(data.DataError, match=message):
+        data.load(yolo_dir, labels)
+    with pytest.raises(data.DataError, match="cannot read image labels"):
+        data.load(yolo_dir, tmp_path / "missing.csv")
+
+
 def test_folder_layout(folder_dir):
     ds = data.load(folder_dir)
     assert ds.layout == "folders"
@@ -69,3 +99,21 @@ def test_samples_cover_bills_and_negatives(yolo_dir):
         img = samples.render(s, rng)
         assert img.size == (samples.SIZE, samples.SIZE) and img.mode == "RGB"
         assert samples.render(s, None).size == (samples.SIZE, samples.SIZE)
+
+
+def test_repository_image_labels_are_denominations_of_both_splits():
+    labels = data.read_image_labels(data.DEFAULT_IMAGE_LABELS)
+    assert len(labels) == 106 and NONE not in labels.values()
+    assert {name.split("/images/")[0] for name in labels} == {"train", "valid"}
+
+
+def test_train_cli_image_labels_option(tmp_path, yolo_dir, capsys):
+    from model import train
+
+    assert train.parse(["--data", "d", "--image-labels", "none"]).image_labels is None
+    assert train.parse(["--data", "d"]).image_labels == data.DEFAULT_IMAGE_LABELS
+    bad = tmp_path / "labels.csv"
+    bad.write_text("train/images/empty.jpg,Euro-5\n")
+    assert train.main(["--data", str(yolo_dir), "--image-labels", str(bad),
+                       "--out", str(tmp_path / "b"), "--work", str(tmp_path / "w")]) == 2
+    assert "labels.csv:1: unknown class name 'Euro-5'" in capsys.readouterr().err

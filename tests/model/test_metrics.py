@@ -26,9 +26,9 @@ def test_by_kind_separates_single_note_photos_from_piles():
         probs[i, cls] = conf
     rows = {r["kind"]: r for r in evaluate.by_kind(srcs, probs, y, 0.8)}
     assert set(rows) == {"note crop, one note in the photo", "whole photo, one note in the photo",
-                         "note crop, several notes in the photo", "whole photo"}
+                         "note crop, several notes in the photo", evaluate.IMAGE_LABEL_KIND}
     assert rows["note crop, one note in the photo"]["answered_accuracy"] == 1.0
     assert rows["whole photo, one note in the photo"]["coverage"] == 0.0  # 0.6 < threshold
     pile = rows["note crop, several notes in the photo"]
     assert (pile["n"], pile["top1_accuracy"], pile["answered_accuracy"]) == (2, 0.5, 0.5)
-    assert rows["whole photo"]["n"] == 1
+    assert rows[evaluate.IMAGE_LABEL_KIND]["n"] == 1
