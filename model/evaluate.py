@@ -198,6 +198,8 @@ def write_model_card(result: dict, ds: mdata.Dataset, path: Path) -> None:
     from model import backbones
 
     bb = backbones.get(info.get("backbone", "mobilenetv2"))
+    backgrounds = ("regions of the photos that touch no box, "
+                   if info.get("background_negatives") else "")
     t = [
         "# Model card: US banknote identifier (`usbills`)", "",
         f"Bundle `model/bundles/usbills/` version {card['version']}, file `{card['model_file']}` "
@@ -225,21 +227,21 @@ def write_model_card(result: dict, ds: mdata.Dataset, path: Path) -> None:
         "moved to the training side so that no pair straddles the split.",
         f"- {ds.unlabelled + ds.image_labelled} images have no box at all. Looking at them, they "
         "show banknotes that were simply not annotated, so they are not negatives. "
-        f"{ds.image_labelled} of them (training split) were labelled by hand as whole images "
-        "(`model/labels/usbills-unboxed.csv`, one denomination each); the other "
-        f"{ds.unlabelled} are left out (close-ups showing no value, a novelty note, a $500 note, "
-        "and the validation split's, left unlabelled so validation figures stay comparable).",
-        "- Negatives (`none`): "
-        + ("regions of the photos that touch no box, " if info.get("background_negatives") else "")
-        + "procedural scenes, and other photos available offline (scikit-image and scikit-learn "
-        "sample images; the validation uses photos never seen in training: "
+        f"{ds.image_labelled} of them were labelled by hand as whole images "
+        "(`model/labels/usbills-unboxed.csv`, one denomination each; the validation split's are "
+        "the \"image label\" row below); the other "
+        f"{ds.unlabelled} are left out (close-ups showing no value, a blurred pile, a novelty "
+        "note, a $500 note).",
+        f"- Negatives (`none`): {backgrounds}procedural scenes, and other photos available "
+        "offline (scikit-image and scikit-learn sample images; the validation uses photos "
+        "never seen in training: "
         + ", ".join(samples.SKIMAGE_VALID) + ").", "",
         "## Method", "",
         f"- Backbone: {bb.weights}. A test checks its ImageNet predictions on real photos "
         "(cat, coffee cup).",
         "- Samples: every box cropped with random margins (down to about half of the note), every "
-        "image holding one denomination as a whole, background regions and other photos as "
-        "`none`; classes balanced by repetition.",
+        f"image holding one denomination as a whole, {backgrounds}procedural scenes and other "
+        "photos as `none`; classes balanced by repetition.",
         "- Augmentation (phone photos): any rotation (quarter turns and free angles), perspective, "
         "blur, low light, contrast/colour, glare blobs, sensor noise, JPEG quality 25-90.",
         f"- Training: {info.get('views', '?')} augmented views ({info.get('views_per_class', '?')}"
@@ -326,10 +328,11 @@ def write_model_card(result: dict, ds: mdata.Dataset, path: Path) -> None:
           "- The figures are those of one training run: on the usbills data a second seed of "
           "the same command moved top-1 by up to 2.5 points (docs/benchmarks.md, \"Run-to-run "
           "spread\").",
-          "- Negatives come from backgrounds of the same web photos and a few dozen sample "
-          "photos: wallets, receipts, credit cards, coins, hands and foreign currency were never "
+          "- Negatives are procedural scenes and a few dozen sample photos: wallets, receipts, "
+          "credit cards, coins, hands and foreign currency were never "
           "seen and may be answered as a denomination. Foreign notes are the main risk.",
-          "- Old-series notes (before 1996 designs) are rare in the data; $2 notes too.",
+          "- Old-series notes (before the 1996 designs) are a minority of the data, mostly "
+          "catalogue scans.",
           "- Images holding several different denominations have no single right answer; the "
           "model names one of them.",
           "- Counterfeit detection is out of scope.", "",
