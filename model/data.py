@@ -47,6 +47,7 @@ class Dataset:
     layout: str
     unlabelled: int = 0  # YOLO images without boxes or image label (left out: see load_yolo)
     image_labelled: int = 0  # YOLO images without boxes given a whole-image label
+    image_labels: Path | None = None  # the whole-image labels file read, if any
     duplicates: list[tuple[str, str, int]] = field(default_factory=list)
 
     def split(self, name: str) -> list[Item]:
@@ -188,7 +189,9 @@ def load(root: str | Path, image_labels: Path | None = DEFAULT_IMAGE_LABELS) -> 
     if not root.is_dir():
         raise DataError(f"{root}: not a directory")
     if (root / "data.yaml").is_file() or any((p / "labels").is_dir() for p in root.iterdir()):
-        return load_yolo(root, read_image_labels(image_labels) if image_labels else None)
+        ds = load_yolo(root, read_image_labels(image_labels) if image_labels else None)
+        ds.image_labels = Path(image_labels) if image_labels else None
+        return ds
     return load_folders(root)
 
 

@@ -188,6 +188,12 @@ def _pct(v) -> str:
     return "n/a" if v is None else f"{100 * v:.1f} %"
 
 
+def _shown(path: Path) -> str:
+    """A path as the card shows it: relative to the repository when inside it."""
+    path = path.resolve()
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
+
 def write_model_card(result: dict, ds: mdata.Dataset, path: Path) -> None:
     """docs/model-card.md from an evaluation result and the bundle card's "training" record
     (see export.export_and_choose)."""
@@ -227,11 +233,10 @@ def write_model_card(result: dict, ds: mdata.Dataset, path: Path) -> None:
         "moved to the training side so that no pair straddles the split.",
         f"- {ds.unlabelled + ds.image_labelled} images have no box at all. Looking at them, they "
         "show banknotes that were simply not annotated, so they are not negatives. "
-        f"{ds.image_labelled} of them were labelled by hand as whole images "
-        "(`model/labels/usbills-unboxed.csv`, one denomination each; the validation split's are "
-        "the \"image label\" row below); the other "
-        f"{ds.unlabelled} are left out (close-ups showing no value, a blurred pile, a novelty "
-        "note, a $500 note).",
+        + (f"{ds.image_labelled} of them have a whole-image label in `{_shown(ds.image_labels)}` "
+           "(one denomination each, labelled by hand; the validation split's are the \"image "
+           f"label\" row below; the file says why the others have none); the other "
+           f"{ds.unlabelled} are left out." if ds.image_labelled else "They are left out."),
         f"- Negatives (`none`): {backgrounds}procedural scenes, and other photos available "
         "offline (scikit-image and scikit-learn sample images; the validation uses photos "
         "never seen in training: "

@@ -127,6 +127,21 @@ def test_evaluate_cli_on_both_layouts(trained, yolo_dir, folder_dir, layout, cap
     assert row in doc
 
 
+def test_model_card_names_the_image_labels_file(trained, yolo_dir, tmp_path, capsys):
+    from model import evaluate
+
+    card = tmp_path / "card.md"
+    args = ["--data", str(yolo_dir), "--bundle", str(trained / "bundle"), "--card", str(card)]
+    assert evaluate.main(args + ["--image-labels", "none"]) == 0
+    assert "1 images have no box at all." in card.read_text()
+    assert "They are left out." in card.read_text()
+    labels = tmp_path / "labels.csv"
+    labels.write_text("train/images/empty.jpg,USD-5\n")
+    assert evaluate.main(args + ["--image-labels", str(labels)]) == 0
+    assert f"1 of them have a whole-image label in `{labels}`" in card.read_text()
+    assert "1 labelled by --image-labels" in capsys.readouterr().out
+
+
 def test_evaluate_cli_bad_input(tmp_path, capsys):
     from model import evaluate
 
