@@ -48,6 +48,7 @@ class Dataset:
     unlabelled: int = 0  # YOLO images without boxes or image label (left out: see load_yolo)
     image_labelled: int = 0  # YOLO images without boxes given a whole-image label
     image_labels: Path | None = None  # the whole-image labels file read, if any
+    held_back: int = 0  # picked for the held-out split but kept in train (see hold_out)
     duplicates: list[tuple[str, str, int]] = field(default_factory=list)
 
     def split(self, name: str) -> list[Item]:
@@ -158,9 +159,13 @@ def load_yolo(root: Path, image_labels: dict[str, int] | None = None) -> Dataset
     return Dataset(items, "yolo", unlabelled, image_labelled)
 
 
+def _name_fraction(path: Path, salt: str = "") -> float:
+    """A stable pseudo-random number in [0, 1) from a file name: the same split every run."""
+    return int.from_bytes(hashlib.sha256((salt + path.name).encode()).digest()[:4], "big") / 2**32
+
+
 def _stable_split(path: Path, valid_fraction: float) -> str:
-    h = int.from_bytes(hashlib.sha256(path.name.encode()).digest()[:4], "big")
-    return "valid" if h / 2**32 < valid_fraction else "train"
+    return "valid" if _name_fraction(path) < valid_fraction else "train"
 
 
 def load_folders(root: Path, valid_fraction: float = 0.2) -> Dataset:
@@ -204,6 +209,14 @@ def phash(path: Path) -> int:
     return int("".join("1" if b else "0" for b in bits), 2)
 
 
+def _nearest(hashes: np.ndarray, h: int) -> tuple[int, int]:
+    """(index, Hamming distance) of the hash in ``hashes`` nearest to ``h``; (-1, 65) if none."""
+    if not len(hashes):
+        return -1, 65
+    dist = np.array([bin(int(x)).count("1") for x in (hashes ^ np.uint64(h))])
+    return int(dist.argmin()), int(dist.min())
+
+
 def dedup(ds: Dataset, max_distance: int = 6) -> Dataset:
     """Move validation images that nearly duplicate a training image into train.
 
@@ -214,11 +227,31 @@ def dedup(ds: Dataset, max_distance: int = 6) -> Dataset:
     hashes = np.array([phash(it.path) for it in train], dtype=np.uint64)
     found = []
     for it in ds.split("valid"):
-        h = np.uint64(phash(it.path))
-        dist = np.array([bin(int(x)).count("1") for x in (hashes ^ h)])
-        j = int(dist.argmin()) if len(dist) else -1
-        if j >= 0 and dist[j] <= max_distance:
-            found.append((it.path.name, train[j].path.name, int(dist[j])))
+        j, d = _nearest(hashes, phash(it.path))
+        if d <= max_distance:
+            found.append((it.path.name, train[j].path.name, d))
             it.split = "train"
     ds.duplicates = found
     return ds
+
+
+def hold_out(ds: Dataset, fraction: float, max_distance: int = 6) -> list[Item]:
+    """Set aside about ``fraction`` of the training images as the "holdout" split, for a
+    calibration model that never trains on them (see model.train), so that the temperature
+    and the served threshold are chosen without looking at validation.
+
+    Picked by a salted hash of the name (the same images every run). A picked image that
+    nearly duplicates one left in training stays in training (counted in ``ds.held_back``),
+    so the held-out figures are not inflated the way validation's would be.
+    """
+    train = ds.split("train")
+    picked = [it for it in train if _name_fraction(it.path, "holdout:") < fraction]
+    chosen = {id(it) for it in picked}
+    rest = np.array([phash(it.path) for it in train if id(it) not in chosen], dtype=np.uint64)
+    held = []
+    for it in picked:
+        if _nearest(rest, phash(it.path))[1] > max_distance:
+            it.split = "holdout"
+            held.append(it)
+    ds.held_back = len(picked) - len(held)
+    return held

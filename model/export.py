@@ -203,6 +203,8 @@ def export_and_choose(full, ds, args, log, calibration: np.ndarray | None = None
                 "half_turn": getattr(args, "half_turn", False),
                 "backbone": getattr(args, "backbone", "mobilenetv2"),
                 "background_negatives": getattr(args, "background_negatives", False),
+                "label_smoothing": getattr(args, "label_smoothing", 0.0),
+                "calibration": getattr(args, "calibration", None),
                 "comparison": [{k: (round(v, 5) if isinstance(v, float) else v)
                                 for k, v in c.items() if k != "path"} for c in comparison],
                 "near_duplicates": len(ds.duplicates),

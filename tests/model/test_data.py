@@ -117,3 +117,57 @@ def test_train_cli_image_labels_option(tmp_path, yolo_dir, capsys):
     assert train.main(["--data", str(yolo_dir), "--image-labels", str(bad),
                        "--out", str(tmp_path / "b"), "--work", str(tmp_path / "w")]) == 2
     assert "labels.csv:1: unknown class name 'Euro-5'" in capsys.readouterr().err
+
+
+def test_hold_out_sets_aside_the_same_training_images_every_run(yolo_dir):
+    ds = data.load(yolo_dir)
+    held = data.hold_out(ds, 0.15)
+    paths = {it.path for it in held}
+    assert paths and all(it.split == "holdout" for it in held)
+    assert all(p.parent.parent.name == "train" for p in paths)
+    assert not paths & {it.path for it in ds.split("train")}
+    assert paths == {it.path for it in data.hold_out(data.load(yolo_dir), 0.15)}
+
+
+def test_hold_out_keeps_near_duplicates_of_training_images_in_training(tmp_path, yolo_dir):
+    picked = sorted(it.path.name for it in data.hold_out(data.load(yolo_dir), 0.15))[0]
+    root = tmp_path / "d"
+    shutil.copytree(yolo_dir, root)
+    stem = picked.removesuffix(".jpg")
+    data.open_rgb(root / "train" / "images" / picked).resize((150, 150)).save(
+        root / "train" / "images" / "twin.jpg", quality=60)  # "twin" itself is not picked
+    shutil.copy(root / "train" / "labels" / f"{stem}.txt", root / "train" / "labels" / "twin.txt")
+    ds = data.load(root)
+    held = data.hold_out(ds, 0.15)
+    assert picked not in {it.path.name for it in held}
+    assert ds.held_back == 1 and picked in {it.path.name for it in ds.split("train")}
+
+
+def test_train_cli_calibration_needs_held_out_images(tmp_path, yolo_dir, capsys):
+    from model import train
+
+    args = ["--data", str(yolo_dir), "--out", str(tmp_path / "b"), "--work", str(tmp_path / "w")]
+    assert train.main([*args, "--holdout", "0.01"]) == 2
+    assert "no training image left to hold out for calibration" in capsys.readouterr().err
+    default = train.parse(["--data", "d"])
+    assert (default.threshold, default.calibrate, default.holdout) == (0.8, True, 0.15)
+    assert train.parse(["--data", "d", "--threshold", "auto"]).threshold is None
+    with pytest.raises(SystemExit):
+        train.parse(["--data", "d", "--threshold", "auto", "--no-calibrate"])
+    assert "--threshold auto needs the calibration pass" in capsys.readouterr().err
+    for flag, value in [("--threshold", "1.5"), ("--holdout", "1"), ("--label-smoothing", "-1")]:
+        with pytest.raises(SystemExit):
+            train.parse(["--data", "d", flag, value])
+        assert f"argument {flag}: '{value}': must be" in capsys.readouterr().err
+
+
+def test_label_smoothing_needs_one_hot_targets():
+    import numpy as np
+
+    from model import train
+
+    y = np.array([0, 7])
+    assert train.loss_and_targets(y, 0.0) == ("sparse_categorical_crossentropy", y)
+    loss, targets = train.loss_and_targets(y, 0.1)
+    assert loss.get_config()["label_smoothing"] == 0.1
+    assert targets.tolist() == np.eye(len(LABELS))[[0, 7]].tolist()

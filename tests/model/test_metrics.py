@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model import evaluate
+from model import calibrate, evaluate
 from model.classes import LABELS, NONE
 from model.data import Item
 from model.samples import Source
@@ -32,3 +32,55 @@ def test_by_kind_separates_single_note_photos_from_piles():
     pile = rows["note crop, several notes in the photo"]
     assert (pile["n"], pile["top1_accuracy"], pile["answered_accuracy"]) == (2, 0.5, 0.5)
     assert rows[evaluate.IMAGE_LABEL_KIND]["n"] == 1
+
+
+def _answers(rows: list[tuple[int, int, float]]):
+    """(truth, answer, confidence) rows -> probs, y."""
+    probs = np.full((len(rows), len(LABELS)), 0.0, np.float32)
+    for i, (_, answer, conf) in enumerate(rows):
+        probs[i] = (1 - conf) / (len(LABELS) - 1)
+        probs[i, answer] = conf
+    return probs, np.array([t for t, _, _ in rows])
+
+
+def test_threshold_is_the_most_cautious_that_answers_the_target_share():
+    # Ten notes at confidences 0.95, 0.90, ... 0.50 (one of them wrong), a no-banknote picture.
+    rows = [(1, 1, round(0.95 - 0.05 * i, 2)) for i in range(9)] + [(2, 3, 0.5)]
+    probs, y = _answers(rows + [(NONE, NONE, 0.99)])
+    choice = calibrate.choose_threshold(probs, y, 0.9)
+    assert choice["threshold"] == 0.55  # answers the nine surest notes, not the tenth
+    assert (choice["coverage"], choice["answered_accuracy"]) == (0.9, 1.0)
+    assert (choice["pictures"], choice["target"]) == (10, 0.9)
+    assert calibrate.choose_threshold(probs, y, 0.5)["threshold"] == 0.75
+    assert calibrate.choose_threshold(probs, y, 1.0)["threshold"] == 0.5
+
+
+def test_threshold_falls_to_the_bottom_of_the_grid_when_too_few_notes_are_answered():
+    probs, y = _answers([(1, NONE, 0.9), (1, 1, 0.2)])
+    assert calibrate.choose_threshold(probs, y, 0.9)["threshold"] == calibrate.CHOICE_GRID[0]
+
+
+def test_temperature_sharpens_an_unsure_model_without_changing_its_answers():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 3, (2000, len(LABELS)))
+    true = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    y = np.array([rng.choice(len(LABELS), p=p) for p in true])  # softmax(logits) is calibrated
+    probs = np.exp(logits / 4)  # the model says it with a quarter of the logits
+    probs /= probs.sum(1, keepdims=True)
+    t = calibrate.fit_temperature([probs], y)
+    assert 0.2 < t < 0.3  # undoes the 4x flattening
+    sharp = calibrate.tempered([probs], t)
+    assert (sharp.argmax(1) == probs.argmax(1)).all()
+    right = probs.argmax(1) == y
+    assert evaluate.ece(sharp.max(1), right) < evaluate.ece(probs.max(1), right) / 3
+    assert np.allclose(calibrate.tempered([probs, probs[::-1]], 1.0), (probs + probs[::-1]) / 2)
+
+
+def test_accuracy_at_coverage_counts_the_surest_bill_pictures():
+    # Ten bill pictures: the surest nine hold one mistake, the least sure one is also wrong.
+    rows = [(1, 1, 0.99 - 0.01 * i) for i in range(8)] + [(2, 3, 0.95), (4, 5, 0.4)]
+    probs, y = _answers(rows + [(NONE, 1, 0.99)])  # a no-banknote picture does not count
+    assert evaluate.accuracy_at_coverage(probs, y, 0.9) == 8 / 9
+    assert evaluate.accuracy_at_coverage(probs, y, 1.0) == 0.8
+    probs, y = _answers([(1, NONE, 0.9), (1, 1, 0.9)])  # half the notes read as "no note"
+    assert evaluate.accuracy_at_coverage(probs, y, 0.9) is None

@@ -21,7 +21,7 @@ def trained(tmp_path_factory, yolo_dir):
             "--card", str(tmp / "card.md"), "--size", "96", "--views-per-class", "3",
             "--head-epochs", "1", "--ft-epochs", "1", "--train-photos", "astronaut",
             "--valid-photos", "coffee", "--formats", "tflite,onnx",
-            "--calibration-images", "4", "--latency-images", "5"]
+            "--calibration-images", "4", "--latency-images", "5", "--threshold", "auto"]
     assert train.main(args) == 0
     return tmp
 
@@ -40,11 +40,37 @@ def test_bundle_follows_the_contract(trained):
     assert card["classes"][-1]["negative"] is True and card["classes"][-1]["value"] is None
     assert card["input"]["height"] == card["input"]["width"] == 96
     assert 0 < card["threshold"] <= 1
+    # Temperature and threshold (auto) come from the held-out training images (Five_0, Ten_0).
+    cal = card["training"]["calibration"]
+    assert card["threshold"] == cal["threshold"] and cal["auto"]
+    assert cal["images"] == 2 and cal["temperature"] > 0 and cal["target_coverage"] == 0.9
+    assert card["training"]["label_smoothing"] == 0.1
     assert set(card["metrics"]) >= {"top1_accuracy", "none_as_bill_rate", "ece",
                                     "answered_accuracy", "coverage", "validation_images"}
     assert model_file.stat().st_size <= 15 * 1024 * 1024
     card_md = (trained / "card.md").read_text()
     assert "CC BY 4.0" in card_md and "Near-duplicates" in card_md
+    assert "a model trained the same way without 2 held-out training images" in card_md
+    assert (f"Served threshold {card['threshold']}: the highest that still answers 90 % of the "
+            "held-out notes") in card_md
+    assert "14 training and 7 validation images after de-duplication (2 of the" in card_md
+
+
+def test_train_without_calibration_pass(yolo_dir, tmp_path):
+    from model import train
+
+    args = ["--data", str(yolo_dir), "--out", str(tmp_path / "bundle"), "--work",
+            str(tmp_path / "work"), "--card", str(tmp_path / "card.md"), "--size", "96",
+            "--views-per-class", "2", "--head-epochs", "1", "--ft-epochs", "0",
+            "--train-photos", "astronaut", "--valid-photos", "coffee", "--formats", "tflite",
+            "--calibration-images", "0", "--latency-images", "2", "--no-calibrate",
+            "--threshold", "0.7"]
+    assert train.main(args) == 0
+    card = json.loads((tmp_path / "bundle" / "card.json").read_text())
+    assert card["threshold"] == 0.7 and card["training"]["calibration"] is None
+    card_md = (tmp_path / "card.md").read_text()
+    assert "No calibration pass" in card_md and "Served threshold 0.7: set by hand" in card_md
+    assert "14 training and 7 validation images after de-duplication." in card_md
 
 
 def test_service_loads_the_bundle(trained):
