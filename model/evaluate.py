@@ -289,7 +289,7 @@ def write_model_card(result: dict, ds: mdata.Dataset, path: Path) -> None:
         f"- Served threshold {thr}: "
         + (f"the highest that still answers {100 * cal['target_coverage']:g} % of the held-out "
            "notes (`--threshold auto`)" if cal and cal["auto"] and cal["threshold"] == thr
-           else "set by hand (`--threshold`; the default 0.8: answer when at least 80 % sure)")
+           else "from `--threshold` (default 0.8: name a denomination when at least 80 % sure)")
         + (f"; on the held-out notes it answers {pct(cal['coverage'])} of them, "
            f"{pct(cal['answered_accuracy'])} of those right." if cal and cal["threshold"] == thr
            else "."),
@@ -355,8 +355,9 @@ def write_model_card(result: dict, ds: mdata.Dataset, path: Path) -> None:
               for c in comp]
         chosen = info.get("export")
         t += ["", f"Chosen: **{chosen}** (rule: among the `.tflite` exports, the app's default "
-              "runtime, the fastest whose top-1 is within 0.5 points of the float model and "
-              "whose no-banknote rate is no worse by more than 0.5 points). Fastest measured: "
+              "runtime, the fastest whose top-1, no-banknote rate and coverage at the served "
+              "threshold are each no worse than the float model's by more than 0.5 points). "
+              "Fastest measured: "
               f"{min(comp, key=lambda c: c['median_ms'])['name']}."]
     conf = np.array(rep["confusion"])
     pairs = sorted(((conf[i, j], LABELS[i], LABELS[j]) for i in range(len(LABELS))

@@ -84,3 +84,15 @@ def test_accuracy_at_coverage_counts_the_surest_bill_pictures():
     assert evaluate.accuracy_at_coverage(probs, y, 1.0) == 0.8
     probs, y = _answers([(1, NONE, 0.9), (1, 1, 0.9)])  # half the notes read as "no note"
     assert evaluate.accuracy_at_coverage(probs, y, 0.9) is None
+
+
+def test_an_export_replaces_float_only_if_visitors_would_not_notice():
+    from model.export import MAX_BUNDLE_BYTES, acceptable
+
+    ref = {"top1_accuracy": 0.932, "none_as_bill_rate": 0.0, "coverage": 0.818, "bytes": 9e6}
+    assert acceptable({**ref, "top1_accuracy": 0.937, "bytes": 3e6}, ref)
+    assert acceptable({**ref, "coverage": 0.814}, ref)
+    assert not acceptable({**ref, "coverage": 0.763}, ref)  # same answers, fewer given
+    assert not acceptable({**ref, "top1_accuracy": 0.92}, ref)
+    assert not acceptable({**ref, "none_as_bill_rate": 0.024}, ref)
+    assert not acceptable({**ref, "bytes": MAX_BUNDLE_BYTES + 1}, ref)

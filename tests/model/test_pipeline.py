@@ -69,7 +69,8 @@ def test_train_without_calibration_pass(yolo_dir, tmp_path):
     card = json.loads((tmp_path / "bundle" / "card.json").read_text())
     assert card["threshold"] == 0.7 and card["training"]["calibration"] is None
     card_md = (tmp_path / "card.md").read_text()
-    assert "No calibration pass" in card_md and "Served threshold 0.7: set by hand" in card_md
+    assert "No calibration pass" in card_md
+    assert "Served threshold 0.7: from `--threshold`" in card_md
     assert "14 training and 7 validation images after de-duplication." in card_md
 
 
