@@ -218,3 +218,18 @@ def test_evaluate_cli_rejects_bad_options(yolo_dir, tmp_path, capsys, flag, valu
     (bundle / "card.json").write_text("{}")
     assert evaluate.main(["--data", str(yolo_dir), "--bundle", str(bundle), flag, value]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_folded_temperature_gives_the_probabilities_it_was_fitted_on():
+    import keras
+
+    from model import calibrate, train
+
+    inp = keras.Input((4,))
+    head = keras.Model(inp, keras.layers.Dense(8, activation="softmax", name="probs")(inp))
+    x = np.random.default_rng(0).normal(0, 2, (16, 4)).astype(np.float32)
+    before = head.predict(x, verbose=0)
+    train.fold_temperature(head, 0.5)
+    after = head.predict(x, verbose=0)
+    assert np.allclose(after, calibrate.tempered([before], 0.5), atol=1e-5)
+    assert (after.argmax(1) == before.argmax(1)).all() and after.max() > before.max()
