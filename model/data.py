@@ -6,6 +6,7 @@ whole-image class). Training/evaluation turn items into samples (see ``model.sam
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -200,6 +201,9 @@ def load(root: str | Path, image_labels: Path | None = DEFAULT_IMAGE_LABELS) -> 
     return load_folders(root)
 
 
+# Cached: dedup and hold_out hash the same training images in one run (files do not change
+# during a command).
+@functools.cache
 def phash(path: Path) -> int:
     """64-bit perceptual hash (DCT of a 32x32 grey image, sign of the low 8x8 against median)."""
     grey = open_rgb(path).convert("L").resize((32, 32), Image.Resampling.LANCZOS)

@@ -161,8 +161,7 @@ def by_kind(srcs: list[samples.Source], probs: np.ndarray, y: np.ndarray, thr: f
 def card_metrics(rep: dict) -> dict:
     keys = ["top1_accuracy", "none_as_bill_rate", "ece", "answered_accuracy", "coverage",
             "accuracy_at_90_coverage", "validation_images"]
-    return {k: (round(rep[k], 4) if isinstance(rep[k], float) else rep[k]) for k in keys
-            if k in rep}
+    return {k: (round(rep[k], 4) if isinstance(rep[k], float) else rep[k]) for k in keys}
 
 
 def format_report(rep: dict, title: str = "") -> str:

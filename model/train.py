@@ -130,10 +130,10 @@ def calibrate_on_held_out(model, held: list, args, log) -> dict:
     ``held``, and how the held-out notes fare at the served threshold; with --threshold auto,
     that threshold too (see model.calibrate)."""
     from model import calibrate, evaluate
+    from model.backbone import normalise
 
     _, images, y = evaluate.validation_set(held, [], args.size)
-    x = (images.astype(np.float32) / 255 - np.array(args.mean, np.float32)) \
-        / np.array(args.std, np.float32)
+    x = normalise(images, args.mean, args.std)
     passes = [model.predict(x, batch_size=32, verbose=0)]
     if args.half_turn:
         passes.append(model.predict(x[:, ::-1, ::-1], batch_size=32, verbose=0))
@@ -149,7 +149,7 @@ def calibrate_on_held_out(model, held: list, args, log) -> dict:
         f"{100 * served['coverage']:.1f} % answered, {100 * served['answered_accuracy']:.1f} % "
         "of them right")
     return {"temperature": t, "held_out_ece": ece, "images": len(held), "pictures": len(y),
-            "held_back": args.held_back, "threshold": args.threshold, "auto": auto,
+            "threshold": args.threshold, "auto": auto,
             "target_coverage": args.target_coverage if auto else None,
             "coverage": round(served["coverage"], 4),
             "answered_accuracy": round(served["answered_accuracy"], 4)}
@@ -244,13 +244,13 @@ def train(args) -> dict:
         # Pass 1: a model that never sees the held-out images calibrates the recipe; pass 2
         # then trains on every image (losing 15 % of the data cost about a point of top-1).
         held = mdata.hold_out(ds, args.holdout)
-        args.held_back = ds.held_back
         if not held:
             raise mdata.DataError(f"{args.data}: no training image left to hold out for "
                                   "calibration; pass a larger --holdout or --no-calibrate")
         log(f"pass 1 of 2: calibration model, {len(held)} training images held out")
         probe, _, _ = fit(ds.split("train"), args, bb, log)
-        args.calibration = calibrate_on_held_out(probe, held, args, log)
+        args.calibration = {**calibrate_on_held_out(probe, held, args, log),
+                            "held_back": ds.held_back}
         del probe
         for it in held:
             it.split = "train"
