@@ -20,7 +20,7 @@ from model.classes import class_index
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 # Whole-image labels for box-less images of Dollar Classify v1 (see the file's header).
-DEFAULT_IMAGE_LABELS = Path(__file__).resolve().parent / "labels" / "usbills-unboxed.csv"
+DEFAULT_IMAGE_LABELS = Path(__file__).resolve().parent / "labels" / "usbills.csv"
 TRAIN_NAMES = ("train", "training")
 VALID_NAMES = ("valid", "val", "validation", "test")
 
@@ -48,6 +48,7 @@ class Dataset:
     layout: str
     unlabelled: int = 0  # YOLO images without boxes or image label (left out: see load_yolo)
     image_labelled: int = 0  # YOLO images without boxes given a whole-image label
+    relabelled: int = 0  # YOLO images whose boxes the whole-image labels file corrects
     image_labels: Path | None = None  # the whole-image labels file read, if any
     held_back: int = 0  # picked for the held-out split but kept in train (see hold_out)
     duplicates: list[tuple[str, str, int]] = field(default_factory=list)
@@ -115,8 +116,9 @@ def add_image_labels_option(parser) -> None:
     parser.add_argument(
         "--image-labels", metavar="FILE", default=DEFAULT_IMAGE_LABELS,
         type=lambda v: None if v.lower() in ("", "none") else Path(v),
-        help="whole-image labels for YOLO images without boxes (default: the repository's "
-        "labels for Dollar Classify; 'none' leaves box-less images out)")
+        help="whole-image labels for YOLO images without boxes, and corrections of images "
+        "whose boxes carry the wrong class (default: the repository's labels for Dollar "
+        "Classify; 'none' leaves box-less images out and corrects nothing)")
 
 
 def load_yolo(root: Path, image_labels: dict[str, int] | None = None) -> Dataset:
@@ -125,10 +127,12 @@ def load_yolo(root: Path, image_labels: dict[str, int] | None = None) -> Dataset
     Images without any box are left out unless ``image_labels`` (keyed by the path relative
     to ``root``) gives them a whole-image class: in Roboflow exports they are usually "null"
     (unannotated) images, and in this data set they show banknotes, so they are not negatives.
+    An image with boxes that ``image_labels`` names shows that one denomination: its boxes
+    take that class (a hand-checked correction of a mislabelled box).
     """
     names = [class_index(n) for n in _yolo_names(root)]
     image_labels = image_labels or {}
-    items, unlabelled, image_labelled = [], 0, 0
+    items, unlabelled, image_labelled, relabelled = [], 0, 0, 0
     for sub in sorted(p for p in root.iterdir() if p.is_dir()):
         split = _split_of(sub.name)
         if split is None or not (sub / "images").is_dir():
@@ -148,6 +152,9 @@ def load_yolo(root: Path, image_labels: dict[str, int] | None = None) -> Dataset
                     boxes.append((names[c], max(0.0, cx - w / 2), max(0.0, cy - h / 2),
                                   min(1.0, cx + w / 2), min(1.0, cy + h / 2)))
             whole = image_labels.get(img.relative_to(root).as_posix())
+            if boxes and whole is not None and any(b[0] != whole for b in boxes):
+                boxes = [(whole, *b[1:]) for b in boxes]
+                relabelled += 1
             if boxes:
                 items.append(Item(img, split, boxes))
             elif whole is not None:
@@ -157,7 +164,7 @@ def load_yolo(root: Path, image_labels: dict[str, int] | None = None) -> Dataset
                 unlabelled += 1
     if not items:
         raise DataError(f"{root}: no labelled images found in YOLO layout")
-    return Dataset(items, "yolo", unlabelled, image_labelled)
+    return Dataset(items, "yolo", unlabelled, image_labelled, relabelled=relabelled)
 
 
 def _name_fraction(path: Path, salt: str = "") -> float:
@@ -190,7 +197,7 @@ def load_folders(root: Path, valid_fraction: float = 0.2) -> Dataset:
 
 def load(root: str | Path, image_labels: Path | None = DEFAULT_IMAGE_LABELS) -> Dataset:
     """Either layout; ``image_labels`` (a file, see read_image_labels) only affects YOLO sets,
-    and only its entries naming a box-less image of this data set."""
+    and only its entries naming an image of this data set."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: not a directory")

@@ -254,7 +254,11 @@ def write_model_card(result: dict, ds: mdata.Dataset, path: Path) -> None:
         + (f"{ds.image_labelled} of them have a whole-image label in `{_shown(ds.image_labels)}` "
            "(one denomination each, labelled by hand; the validation split's are the \"image "
            f"label\" row below; the file says why the others have none); the other "
-           f"{ds.unlabelled} are left out." if ds.image_labelled else "They are left out."),
+           f"{ds.unlabelled} are left out." if ds.image_labelled else "They are left out.")
+        + (f" The same file corrects {ds.relabelled} image"
+           f"{'s' if ds.relabelled != 1 else ''} whose box carries the wrong class (checked by "
+           "eye where the served model disagreed with the training labels: `python -m "
+           "model.evaluate --split train --errors FILE`)." if ds.relabelled else ""),
         f"- Negatives (`none`): {backgrounds}procedural scenes, and other photos available "
         "offline (scikit-image and scikit-learn sample images; the validation uses photos "
         "never seen in training: "
@@ -393,14 +397,17 @@ def write_model_card(result: dict, ds: mdata.Dataset, path: Path) -> None:
 
 def evaluate_bundle(bundle: Path, data_dir: Path, threshold: float | None = None,
                     photos=None, image_labels: Path | None = mdata.DEFAULT_IMAGE_LABELS,
-                    ) -> tuple[dict, mdata.Dataset]:
+                    split: str = "valid") -> tuple[dict, mdata.Dataset]:
+    """The bundle's figures on a split: "valid" (with held-out negative photos) or "train"
+    (the images it learnt from, no photos: where its disagreements point at label errors)."""
     from model.predictors import Predictor
 
     card = json.loads((bundle / "card.json").read_text(encoding="utf-8"))
     thr = threshold if threshold is not None else card["threshold"]
     ds = mdata.dedup(mdata.load(data_dir, image_labels))
-    photos = samples.SKIMAGE_VALID if photos is None else photos
-    srcs, images, y = validation_set(ds.split("valid"), photos, card["input"]["height"])
+    if photos is None:
+        photos = samples.SKIMAGE_VALID if split == "valid" else []
+    srcs, images, y = validation_set(ds.split(split), photos, card["input"]["height"])
     pred = Predictor(bundle / card["model_file"])
     rep, probs = evaluate_predictor(pred, images, y, thr, card["input"])
     rep["kinds"] = by_kind(srcs, probs, y, thr)
@@ -419,9 +426,12 @@ def main(argv=None) -> int:
     mdata.add_image_labels_option(p)
     p.add_argument("--card", type=Path, default=REPO / "docs" / "model-card.md")
     p.add_argument("--no-card", action="store_true", help="do not write the model card")
+    p.add_argument("--split", choices=("valid", "train"), default="valid",
+                   help="'train': the pictures the model learnt from, to find mislabelled "
+                   "ones with --errors (no model card)")
     p.add_argument("--errors", type=Path, metavar="IMAGE",
-                   help="also write a contact sheet of the validation pictures the served "
-                   "model gets wrong (.png, .jpg or .webp)")
+                   help="also write a contact sheet of the pictures the served model gets "
+                   "wrong (.png, .jpg or .webp)")
     args = p.parse_args(argv)
     if args.threshold is not None and not 0 < args.threshold <= 1:
         print(f"error: --threshold {args.threshold}: must be in (0, 1]", file=sys.stderr)
@@ -437,13 +447,13 @@ def main(argv=None) -> int:
     t0 = time.time()
     try:
         result, ds = evaluate_bundle(args.bundle, args.data, args.threshold,
-                                     image_labels=args.image_labels)
+                                     image_labels=args.image_labels, split=args.split)
     except (mdata.DataError, OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"data: {ds.layout} layout, {len(ds.split('valid'))} validation images, "
-          f"{len(ds.duplicates)} near-duplicates moved to train, {ds.image_labelled} labelled by "
-          f"--image-labels, {ds.unlabelled} unlabelled")
+    print(f"data: {ds.layout} layout, {len(ds.split(args.split))} {args.split} images, "
+          f"{len(ds.duplicates)} near-duplicates moved to train, {ds.image_labelled} labelled and "
+          f"{ds.relabelled} corrected by --image-labels, {ds.unlabelled} unlabelled")
     print(format_report(result["report"], f"bundle {args.bundle}"))
     if result["rotated"]:
         print(f"rotated 90/180/270: top-1 {result['rotated']['top1_accuracy']:.4f}")
@@ -456,8 +466,11 @@ def main(argv=None) -> int:
             print(f"error: --errors {args.errors}: {e}", file=sys.stderr)
             return 2
         print(f"wrote {args.errors}: {n} pictures the served model gets wrong" if n
-              else "the served model gets no validation picture wrong: no error sheet written")
-    if not args.no_card:
+              else f"the served model gets no {args.split} picture wrong: no error sheet written")
+    if args.split == "train":
+        print("training split: the model learnt these pictures, so these figures say nothing "
+              "about new photos; no model card written")
+    elif not args.no_card:
         write_model_card(result, ds, args.card)
         print(f"wrote {args.card}")
     return 0

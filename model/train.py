@@ -234,8 +234,8 @@ def train(args) -> dict:
     mdata.dedup(ds)
     log(f"{ds.layout} layout: {len(ds.split('train'))} train / {len(ds.split('valid'))} valid "
         f"images, {len(ds.duplicates)} near-duplicates moved from valid to train, "
-        f"{ds.image_labelled} box-less images labelled by --image-labels, "
-        f"{ds.unlabelled} unlabelled images left out")
+        f"{ds.image_labelled} box-less images labelled and {ds.relabelled} corrected by "
+        f"--image-labels, {ds.unlabelled} unlabelled images left out")
     bb = backbones.get(args.backbone)
     args.size = args.size or bb.size
     args.mean, args.std = bb.mean, bb.std

@@ -36,14 +36,17 @@ def test_image_labels_give_box_less_images_a_whole_image_class(tmp_path, yolo_di
     labels = tmp_path / "labels.csv"
     labels.write_text("# hand-labelled\n"
                       "train/images/empty.jpg, Twenty  # the box-less picture\n"
-                      "train/images/Ten_0.jpg,USD-1\n"  # has a box: the box wins
+                      "train/images/Ten_0.jpg,USD-1\n"  # has a box: a correction
+                      "train/images/Five_0.jpg,USD-5\n"  # already right: not counted
                       "valid/images/not-in-this-set.jpg,USD-5\n")
     ds = data.load(yolo_dir, labels)
-    assert (ds.image_labelled, ds.unlabelled) == (1, 0)
+    assert (ds.image_labelled, ds.unlabelled, ds.relabelled) == (1, 0, 1)
     empty = next(it for it in ds.items if it.path.name == "empty.jpg")
     assert (empty.split, empty.boxes, empty.label) == ("train", [], LABELS.index("USD-20"))
     ten = next(it for it in ds.items if it.path.name == "Ten_0.jpg")
-    assert ten.label is None and ten.boxes[0][0] == LABELS.index("USD-10")
+    assert ten.label is None and {b[0] for b in ten.boxes} == {LABELS.index("USD-1")}
+    plain = next(it for it in data.load(yolo_dir, None).items if it.path == ten.path)
+    assert [b[1:] for b in ten.boxes] == [b[1:] for b in plain.boxes]  # same place, new class
     srcs = samples.sources(ds.split("train"), [], random.Random(0))
     assert any(s.kind == "whole" and s.item is empty and s.label == empty.label for s in srcs)
     assert data.load(yolo_dir, None).image_labelled == 0
@@ -103,7 +106,7 @@ def test_samples_cover_bills_and_negatives(yolo_dir):
 
 def test_repository_image_labels_are_denominations_of_both_splits():
     labels = data.read_image_labels(data.DEFAULT_IMAGE_LABELS)
-    assert len(labels) == 106 and NONE not in labels.values()
+    assert len(labels) == 108 and NONE not in labels.values()
     assert {name.split("/images/")[0] for name in labels} == {"train", "valid"}
 
 

@@ -163,10 +163,11 @@ def test_model_card_names_the_image_labels_file(trained, yolo_dir, tmp_path, cap
     assert "1 images have no box at all." in card.read_text()
     assert "They are left out." in card.read_text()
     labels = tmp_path / "labels.csv"
-    labels.write_text("train/images/empty.jpg,USD-5\n")
+    labels.write_text("train/images/empty.jpg,USD-5\ntrain/images/Ten_0.jpg,USD-1\n")
     assert evaluate.main(args + ["--image-labels", str(labels)]) == 0
     assert f"1 of them have a whole-image label in `{labels}`" in card.read_text()
-    assert "1 labelled by --image-labels" in capsys.readouterr().out
+    assert "The same file corrects 1 image whose box carries the wrong class" in card.read_text()
+    assert "1 labelled and 1 corrected by --image-labels" in capsys.readouterr().out
 
 
 def test_evaluate_cli_bad_input(tmp_path, capsys):
@@ -204,6 +205,24 @@ def test_evaluate_cli_draws_the_failures(trained, yolo_dir, tmp_path, capsys):
     assert f"wrote {sheet}: " in out and "pictures the served model gets wrong" in out
     with Image.open(sheet) as img:
         assert img.width == error_sheet.COLUMNS * error_sheet.TILE
+
+
+def test_evaluate_cli_on_the_training_split_finds_label_errors(trained, yolo_dir, tmp_path,
+                                                               capsys):
+    """--split train: the pictures the model learnt from, for a sheet of its disagreements with
+    the labels; no model card (those figures do not describe new photos)."""
+    from model import evaluate
+
+    card, sheet = tmp_path / "card.md", tmp_path / "train-errors.png"
+    assert evaluate.main(["--data", str(yolo_dir), "--bundle", str(trained / "bundle"),
+                          "--split", "train", "--card", str(card), "--threshold", "1",
+                          "--errors", str(sheet)]) == 0
+    out = capsys.readouterr().out
+    assert " train images" in out and f"wrote {sheet}: " in out
+    assert "no model card written" in out and not card.exists()
+    with pytest.raises(SystemExit) as exit_:
+        evaluate.main(["--data", str(yolo_dir), "--split", "test"])
+    assert exit_.value.code == 2 and "invalid choice: 'test'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(("flag", "value", "message"), [
