@@ -19,7 +19,7 @@ from scipy.fft import dct
 from model.classes import class_index
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
-# Whole-image labels for box-less images of Dollar Classify v1 (see the file's header).
+# Hand labels for Dollar Classify v1: box-less images and corrected boxes (the file's header).
 DEFAULT_IMAGE_LABELS = Path(__file__).resolve().parent / "labels" / "usbills.csv"
 TRAIN_NAMES = ("train", "training")
 VALID_NAMES = ("valid", "val", "validation", "test")

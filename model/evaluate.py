@@ -254,11 +254,11 @@ def write_model_card(result: dict, ds: mdata.Dataset, path: Path) -> None:
         + (f"{ds.image_labelled} of them have a whole-image label in `{_shown(ds.image_labels)}` "
            "(one denomination each, labelled by hand; the validation split's are the \"image "
            f"label\" row below; the file says why the others have none); the other "
-           f"{ds.unlabelled} are left out." if ds.image_labelled else "They are left out.")
-        + (f" The same file corrects {ds.relabelled} image"
-           f"{'s' if ds.relabelled != 1 else ''} whose box carries the wrong class (checked by "
-           "eye where the served model disagreed with the training labels: `python -m "
-           "model.evaluate --split train --errors FILE`)." if ds.relabelled else ""),
+           f"{ds.unlabelled} are left out." if ds.image_labelled else "They are left out."),
+        *([f"- **Label corrections**: the same file gives {ds.relabelled} boxed image"
+           f"{'s' if ds.relabelled != 1 else ''} the right denomination (boxed as another one; "
+           "found where a model disagreed with the training labels, `python -m model.evaluate "
+           "--split train --errors FILE`, and checked by eye)."] if ds.relabelled else []),
         f"- Negatives (`none`): {backgrounds}procedural scenes, and other photos available "
         "offline (scikit-image and scikit-learn sample images; the validation uses photos "
         "never seen in training: "

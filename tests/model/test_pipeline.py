@@ -166,7 +166,7 @@ def test_model_card_names_the_image_labels_file(trained, yolo_dir, tmp_path, cap
     labels.write_text("train/images/empty.jpg,USD-5\ntrain/images/Ten_0.jpg,USD-1\n")
     assert evaluate.main(args + ["--image-labels", str(labels)]) == 0
     assert f"1 of them have a whole-image label in `{labels}`" in card.read_text()
-    assert "The same file corrects 1 image whose box carries the wrong class" in card.read_text()
+    assert "**Label corrections**: the same file gives 1 boxed image the right" in card.read_text()
     assert "1 labelled and 1 corrected by --image-labels" in capsys.readouterr().out
 
 
