@@ -207,18 +207,21 @@ def test_evaluate_cli_draws_the_failures(trained, yolo_dir, tmp_path, capsys):
         assert img.width == error_sheet.COLUMNS * error_sheet.TILE
 
 
-def test_evaluate_cli_on_the_training_split_finds_label_errors(trained, yolo_dir, tmp_path,
-                                                               capsys):
-    """--split train: the pictures the model learnt from, for a sheet of its disagreements with
-    the labels; no model card (those figures do not describe new photos)."""
-    from model import evaluate
+def test_evaluate_cli_on_the_training_split(trained, yolo_dir, tmp_path, capsys):
+    """--split train: a sheet of the training pictures the model disagrees with (where label
+    errors show up); no model card (those figures do not describe new photos)."""
+    from model import data, evaluate
 
+    train_items = data.dedup(data.load(yolo_dir)).split("train")
+    _, _, y = evaluate.validation_set(train_items, [])
     card, sheet = tmp_path / "card.md", tmp_path / "train-errors.png"
     assert evaluate.main(["--data", str(yolo_dir), "--bundle", str(trained / "bundle"),
                           "--split", "train", "--card", str(card), "--threshold", "1",
                           "--errors", str(sheet)]) == 0
     out = capsys.readouterr().out
-    assert " train images" in out and f"wrote {sheet}: " in out
+    assert f"{len(train_items)} train images" in out
+    # Threshold 1 leaves every note unanswered: the sheet holds every training picture.
+    assert f"wrote {sheet}: {len(y)} pictures the served model gets wrong" in out
     assert "no model card written" in out and not card.exists()
     with pytest.raises(SystemExit) as exit_:
         evaluate.main(["--data", str(yolo_dir), "--split", "test"])
