@@ -93,6 +93,17 @@ def at_threshold(probs: np.ndarray, y: np.ndarray, thr: float) -> dict:
     }
 
 
+def interval(rate: float, n: int, level: float = 0.95) -> tuple[float, float] | None:
+    """Wilson interval of a proportion measured on n pictures (None for n = 0): how far the
+    true figure may be from one measured on a validation split this small."""
+    from scipy.stats import binomtest
+
+    if n == 0:
+        return None
+    ci = binomtest(round(rate * n), n).proportion_ci(level, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
 def accuracy_at_coverage(probs: np.ndarray, y: np.ndarray, coverage: float = 0.9):
     """Accuracy on the ``coverage`` share of bill pictures the model is surest are a given
     note: what the best threshold for that coverage would give. It compares models
@@ -217,6 +228,12 @@ def write_model_card(result: dict, ds: mdata.Dataset, path: Path) -> None:
     thr = rep["threshold"]
     cal = info.get("calibration")
     ok = lambda good: "met" if good else "**not met**"  # noqa: E731
+    bills, answered = rep["bill_images"], round(rep["coverage"] * rep["bill_images"])
+
+    def ci(rate: float, n: int) -> str:
+        lo_hi = interval(rate, n)
+        return f"{pct(lo_hi[0])} - {pct(lo_hi[1])}" if lo_hi else ""
+
     from model import backbones
 
     bb = backbones.get(info.get("backbone", "mobilenetv2"))
@@ -307,26 +324,32 @@ def write_model_card(result: dict, ds: mdata.Dataset, path: Path) -> None:
         "## Results (validation split, de-duplicated)", "",
         f"Validation pictures: {rep['validation_images']} ({rep['bill_images']} bill crops/images, "
         f"{rep['none_images']} without a banknote).", "",
-        "| measure | target | measured | |", "|---|---|---|---|",
+        "The 95 % interval (Wilson) says how far each figure could be from the truth on a "
+        "split this small: a target counts as met on the measured figure, but the interval "
+        "shows whether the split is large enough to tell.", "",
+        "| measure | target | measured | 95 % interval | |", "|---|---|---|---|---|",
         f"| top-1 accuracy over the 7 denominations (8-way argmax) | >= 97 % | "
-        f"{pct(rep['top1_accuracy'])} | {ok(rep['top1_accuracy'] >= 0.97)} |",
-        f"| top-1 among the 7 denominations only | | {pct(rep['top1_accuracy_7'])} | |",
+        f"{pct(rep['top1_accuracy'])} | {ci(rep['top1_accuracy'], bills)} | "
+        f"{ok(rep['top1_accuracy'] >= 0.97)} |",
+        f"| top-1 among the 7 denominations only | | {pct(rep['top1_accuracy_7'])} | | |",
         f"| no-banknote answered as a denomination (threshold {thr}) | <= 2 % | "
-        f"{pct(rep['none_as_bill_rate'])} | {ok(rep['none_as_bill_rate'] <= 0.02)} |",
+        f"{pct(rep['none_as_bill_rate'])} | {ci(rep['none_as_bill_rate'], rep['none_images'])} "
+        f"| {ok(rep['none_as_bill_rate'] <= 0.02)} |",
         f"| no-banknote whose argmax is a denomination | | "
-        f"{pct(rep['none_as_bill_argmax_rate'])} | |",
+        f"{pct(rep['none_as_bill_argmax_rate'])} | | |",
         f"| accuracy on answered bills (threshold {thr}) | >= 99 % | "
-        f"{pct(rep['answered_accuracy'])} | {ok(rep['answered_accuracy'] >= 0.99)} |",
+        f"{pct(rep['answered_accuracy'])} | {ci(rep['answered_accuracy'], answered)} | "
+        f"{ok(rep['answered_accuracy'] >= 0.99)} |",
         f"| coverage: bills answered (threshold {thr}) | >= 90 % | {pct(rep['coverage'])} | "
-        f"{ok(rep['coverage'] >= 0.9)} |",
+        f"{ci(rep['coverage'], bills)} | {ok(rep['coverage'] >= 0.9)} |",
         "| accuracy on the 90 % of bills it is surest of (what the best threshold for 90 % "
         f"coverage would give; not a served setting) | | "
-        f"{pct(rep.get('accuracy_at_90_coverage'))} | |",
-        f"| expected calibration error (15 bins) | | {rep['ece']:.3f} | |",
+        f"{pct(rep.get('accuracy_at_90_coverage'))} | | |",
+        f"| expected calibration error (15 bins) | | {rep['ece']:.3f} | | |",
     ]
     if rot:
         t.append(f"| top-1 on the bill pictures turned 90/180/270 degrees | | "
-                 f"{pct(rot['top1_accuracy'])} | |")
+                 f"{pct(rot['top1_accuracy'])} | | |")
     t += ["", "Per class (accuracy, pictures):", "", "| class | accuracy | n |", "|---|---|---|"]
     t += [f"| {k} | {pct(v[0])} | {v[1]} |" for k, v in rep["per_class"].items()]
     t += ["", "Confusion matrix (rows = truth, columns = prediction):", "",

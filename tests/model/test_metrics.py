@@ -86,6 +86,16 @@ def test_accuracy_at_coverage_counts_the_surest_bill_pictures():
     assert evaluate.accuracy_at_coverage(probs, y, 0.9) is None
 
 
+def test_interval_shows_what_a_small_split_can_tell():
+    # 0 of 84 no-banknote pictures answered: the true rate could still be above the 2 % target.
+    lo, hi = evaluate.interval(0.0, 84)
+    assert lo == 0.0 and 0.04 < hi < 0.05
+    lo, hi = evaluate.interval(0.5, 100)  # Wilson: symmetric about 1/2, about +-9.6 points
+    assert abs(lo - 0.4038) < 1e-3 and abs(hi - 0.5962) < 1e-3
+    assert evaluate.interval(0.9, 10_000)[1] - evaluate.interval(0.9, 10_000)[0] < 0.013
+    assert evaluate.interval(1.0, 0) is None
+
+
 def test_an_export_replaces_float_only_if_visitors_would_not_notice():
     from model.export import MAX_BUNDLE_BYTES, acceptable
 
