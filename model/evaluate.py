@@ -434,8 +434,10 @@ def evaluate_bundle(bundle: Path, data_dir: Path, threshold: float | None = None
     pred = Predictor(bundle / card["model_file"])
     rep, probs = evaluate_predictor(pred, images, y, thr, card["input"])
     rep["kinds"] = by_kind(srcs, probs, y, thr)
-    rimgs, ry = rotated(images, y)
-    rot, _ = evaluate_predictor(pred, rimgs, ry, thr, card["input"]) if len(ry) else (None, None)
+    rot = None
+    if split == "valid":  # the label-error search on training pictures needs no turned copies
+        rimgs, ry = rotated(images, y)
+        rot = evaluate_predictor(pred, rimgs, ry, thr, card["input"])[0] if len(ry) else None
     names = [s.photo or s.item.path.name for s in srcs]
     return {"report": rep, "rotated": rot, "card": card, "images": images, "y": y,
             "probs": probs, "names": names}, ds
