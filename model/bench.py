@@ -35,15 +35,22 @@ def latency(pred: Predictor, x: np.ndarray, runs: int) -> tuple[float, float]:
     return float(np.percentile(times, 50)), float(np.percentile(times, 90))
 
 
+def _runs(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a whole number >= 1")
+    return int(text)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m model.bench", description=__doc__.split("\n")[0])
     p.add_argument("--data", required=True, type=Path)
     mdata.add_image_labels_option(p)
     p.add_argument("--exports", type=Path, default=REPO / "model" / "work" / "export")
-    p.add_argument("--runs", type=int, default=200)
+    p.add_argument("--runs", type=_runs, default=200, help="timed calls per export")
     p.add_argument("--bundle", type=Path, default=REPO / "model" / "bundles" / "usbills",
                    help="its card gives the exports' input size and normalisation")
-    p.add_argument("--threshold", type=float, default=None, help="default: the card's")
+    p.add_argument("--threshold", type=evaluate.threshold_arg, default=None,
+                   help="default: the card's")
     p.add_argument("--report", type=Path, default=REPO / "model" / "work" / "bench-model.md")
     args = p.parse_args(argv)
     files = sorted(f for f in args.exports.glob("*") if f.suffix in (".tflite", ".onnx")
@@ -59,7 +66,8 @@ def main(argv=None) -> int:
         return 2
     try:
         card = json.loads((args.bundle / "card.json").read_text(encoding="utf-8"))
-        spec, thr = card["input"], args.threshold or card["threshold"]
+        spec = card["input"]
+        thr = card["threshold"] if args.threshold is None else args.threshold
     except (OSError, ValueError, KeyError) as e:
         print(f"error: {args.bundle}: no readable card.json ({e})", file=sys.stderr)
         return 2

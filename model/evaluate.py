@@ -443,11 +443,22 @@ def evaluate_bundle(bundle: Path, data_dir: Path, threshold: float | None = None
             "probs": probs, "names": names}, ds
 
 
+def threshold_arg(text: str) -> float:
+    """An argparse type for a served threshold: a number in (0, 1], else a one-line error."""
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not 0 < v <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be in (0, 1]")
+    return v
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m model.evaluate", description=__doc__.split("\n")[0])
     p.add_argument("--data", required=True, type=Path)
     p.add_argument("--bundle", type=Path, default=REPO / "model" / "bundles" / "usbills")
-    p.add_argument("--threshold", type=float, default=None, help="default: the card's")
+    p.add_argument("--threshold", type=threshold_arg, default=None, help="default: the card's")
     mdata.add_image_labels_option(p)
     p.add_argument("--card", type=Path, default=REPO / "docs" / "model-card.md")
     p.add_argument("--no-card", action="store_true", help="do not write the model card")
@@ -458,9 +469,6 @@ def main(argv=None) -> int:
                    help="also write a contact sheet of the pictures the served model gets "
                    "wrong (.png, .jpg or .webp)")
     args = p.parse_args(argv)
-    if args.threshold is not None and not 0 < args.threshold <= 1:
-        print(f"error: --threshold {args.threshold}: must be in (0, 1]", file=sys.stderr)
-        return 2
     if args.errors and args.errors.suffix.lower() not in error_sheet.FORMATS:
         print(f"error: --errors {args.errors}: use a .png, .jpg or .webp file name",
               file=sys.stderr)

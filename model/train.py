@@ -25,7 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from model import backbones, samples  # noqa: E402
+from model import backbones, evaluate, samples  # noqa: E402
 from model import data as mdata  # noqa: E402
 from model.classes import LABELS  # noqa: E402
 
@@ -129,7 +129,7 @@ def calibrate_on_held_out(model, held: list, args, log) -> dict:
     """The softmax temperature, from a model that never trained on the held-out images
     ``held``, and how the held-out notes fare at the served threshold; with --threshold auto,
     that threshold too (see model.calibrate)."""
-    from model import calibrate, evaluate
+    from model import calibrate
     from model.backbone import normalise
 
     _, images, y = evaluate.validation_set(held, [], args.size)
@@ -224,7 +224,7 @@ def fit(train_items, args, bb, log):
 def train(args) -> dict:
     import tensorflow as tf
 
-    from model import evaluate, export
+    from model import export
 
     tf.config.experimental.enable_op_determinism()
     t0 = args.started = time.time()
@@ -290,15 +290,14 @@ def _fraction(lo: float, hi: float, lo_open: bool = False):
 
 
 def _threshold(text: str) -> float | None:
+    """--threshold: 'auto' (None: chosen on the held-out images) or what evaluate accepts."""
     if text == "auto":
         return None
     try:
-        v = float(text)
-    except ValueError:
-        v = float("nan")
-    if not 0 < v <= 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: must be 'auto' or a number in (0, 1]")
-    return v
+        return evaluate.threshold_arg(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: must be 'auto' or a number in (0, 1]") from None
 
 
 def parse(argv=None):

@@ -229,18 +229,31 @@ def test_evaluate_cli_on_the_training_split(trained, yolo_dir, tmp_path, capsys)
     assert exit_.value.code == 2 and "invalid choice: 'test'" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("flag", "value", "message"), [
-    ("--errors", "errors.txt", "use a .png, .jpg or .webp file name"),
-    ("--threshold", "1.5", "must be in (0, 1]"),
-])
-def test_evaluate_cli_rejects_bad_options(yolo_dir, tmp_path, capsys, flag, value, message):
-    from model import evaluate
+def _exit_code(main, args) -> int:
+    try:
+        return main(args)
+    except SystemExit as e:  # argparse's own option errors
+        return e.code
 
+
+@pytest.mark.parametrize(("cli", "flag", "value", "message"), [
+    ("evaluate", "--errors", "errors.txt", "use a .png, .jpg or .webp file name"),
+    ("evaluate", "--threshold", "1.5", "'1.5': must be in (0, 1]"),
+    ("evaluate", "--threshold", "0", "'0': must be in (0, 1]"),
+    ("bench", "--threshold", "0", "'0': must be in (0, 1]"),
+    ("bench", "--threshold", "x", "'x': must be in (0, 1]"),
+    ("bench", "--runs", "0", "'0': must be a whole number >= 1"),
+])
+def test_model_clis_reject_bad_options(yolo_dir, tmp_path, capsys, cli, flag, value, message):
+    import importlib
+
+    main = importlib.import_module(f"model.{cli}").main
     bundle = tmp_path / "bundle"
     bundle.mkdir()
     (bundle / "card.json").write_text("{}")
-    assert evaluate.main(["--data", str(yolo_dir), "--bundle", str(bundle), flag, value]) == 2
-    assert message in capsys.readouterr().err
+    assert _exit_code(main, ["--data", str(yolo_dir), "--bundle", str(bundle), flag, value]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
 
 
 def test_folded_temperature_gives_the_probabilities_it_was_fitted_on():
