@@ -143,19 +143,36 @@ def _containers(host, name):
 
 
 class Load:
-    """GET /api/v1/model on one host over verified HTTPS, ~20/s, in a thread; collects statuses
-    (or the exception) of every request."""
+    """GET /api/v1/model on one host over verified HTTPS, ~20/s, in a thread, on keep-alive
+    connections as a browser would; collects statuses (or the exception) of every request."""
 
     def __init__(self, host, name):
-        self.host, self.name, self.results = host, name, []
+        self.host, self.name, self.results, self.resent = host, name, [], 0
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run)
 
+    def _get(self, pool):
+        return pool.request("GET", "/api/v1/model", headers={"Host": self.name})
+
     def _run(self):
+        import http.client
+
+        import urllib3
+
         pool = self.host.https_pool(self.name, retries=False)
         while not self.stop.is_set():
             try:
-                r = pool.request("GET", "/api/v1/model", headers={"Host": self.name})
+                try:
+                    r = self._get(pool)
+                except urllib3.exceptions.ProtocolError as e:
+                    # A proxy reload closes idle keep-alive connections; a request sent on
+                    # one at that instant gets no response byte at all. Browsers resend it
+                    # on a new connection (RFC 9112 9.3.1), so visitors never see it. Any
+                    # other failure, or a second one, still counts.
+                    if not isinstance(e.args[-1], http.client.RemoteDisconnected):
+                        raise
+                    self.resent += 1
+                    r = self._get(pool)
                 self.results.append(r.status)
             except Exception as e:  # noqa: BLE001 - a failed request is what we count
                 self.results.append(repr(e))
