@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from model import data as mdata
-from model import evaluate, samples
+from model import evaluate, options, samples
 from model.backbone import normalise
 from model.predictors import Predictor
 
@@ -35,21 +35,16 @@ def latency(pred: Predictor, x: np.ndarray, runs: int) -> tuple[float, float]:
     return float(np.percentile(times, 50)), float(np.percentile(times, 90))
 
 
-def _runs(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: must be a whole number >= 1")
-    return int(text)
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m model.bench", description=__doc__.split("\n")[0])
     p.add_argument("--data", required=True, type=Path)
     mdata.add_image_labels_option(p)
     p.add_argument("--exports", type=Path, default=REPO / "model" / "work" / "export")
-    p.add_argument("--runs", type=_runs, default=200, help="timed calls per export")
+    p.add_argument("--runs", type=options.whole_number(1), default=200,
+                   help="timed calls per export")
     p.add_argument("--bundle", type=Path, default=REPO / "model" / "bundles" / "usbills",
                    help="its card gives the exports' input size and normalisation")
-    p.add_argument("--threshold", type=evaluate.threshold_arg, default=None,
+    p.add_argument("--threshold", type=options.threshold, default=None,
                    help="default: the card's")
     p.add_argument("--report", type=Path, default=REPO / "model" / "work" / "bench-model.md")
     args = p.parse_args(argv)

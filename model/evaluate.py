@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from model import data as mdata
-from model import error_sheet, samples
+from model import error_sheet, options, samples
 from model.classes import LABELS, NONE
 
 REPO = Path(__file__).resolve().parent.parent
@@ -443,22 +443,11 @@ def evaluate_bundle(bundle: Path, data_dir: Path, threshold: float | None = None
             "probs": probs, "names": names}, ds
 
 
-def threshold_arg(text: str) -> float:
-    """An argparse type for a served threshold: a number in (0, 1], else a one-line error."""
-    try:
-        v = float(text)
-    except ValueError:
-        v = float("nan")
-    if not 0 < v <= 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: must be in (0, 1]")
-    return v
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m model.evaluate", description=__doc__.split("\n")[0])
     p.add_argument("--data", required=True, type=Path)
     p.add_argument("--bundle", type=Path, default=REPO / "model" / "bundles" / "usbills")
-    p.add_argument("--threshold", type=threshold_arg, default=None, help="default: the card's")
+    p.add_argument("--threshold", type=options.threshold, default=None, help="default: the card's")
     mdata.add_image_labels_option(p)
     p.add_argument("--card", type=Path, default=REPO / "docs" / "model-card.md")
     p.add_argument("--no-card", action="store_true", help="do not write the model card")

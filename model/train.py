@@ -25,7 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from model import backbones, evaluate, samples  # noqa: E402
+from model import backbones, evaluate, options, samples  # noqa: E402
 from model import data as mdata  # noqa: E402
 from model.classes import LABELS  # noqa: E402
 
@@ -275,26 +275,12 @@ def train(args) -> dict:
     return result
 
 
-def _fraction(lo: float, hi: float, lo_open: bool = False):
-    """An argparse type: a number in [lo, hi) ((lo, hi) with lo_open), else a one-line error."""
-    def check(text: str) -> float:
-        try:
-            v = float(text)
-        except ValueError:
-            v = float("nan")
-        if not (lo < v < hi if lo_open else lo <= v < hi):
-            raise argparse.ArgumentTypeError(
-                f"{text!r}: must be in {'(' if lo_open else '['}{lo:g}, {hi:g})")
-        return v
-    return check
-
-
 def _threshold(text: str) -> float | None:
-    """--threshold: 'auto' (None: chosen on the held-out images) or what evaluate accepts."""
+    """--threshold: 'auto' (None: chosen on the held-out images) or a served threshold."""
     if text == "auto":
         return None
     try:
-        return evaluate.threshold_arg(text)
+        return options.threshold(text)
     except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(
             f"{text!r}: must be 'auto' or a number in (0, 1]") from None
@@ -316,17 +302,17 @@ def parse(argv=None):
     p.add_argument("--head-lr", type=float, default=1e-3)
     p.add_argument("--ft-epochs", type=int, default=5)
     p.add_argument("--ft-lr", type=float, default=1e-4)
-    p.add_argument("--label-smoothing", type=_fraction(0, 1), default=0.1,
+    p.add_argument("--label-smoothing", type=options.number_in(0, 1), default=0.1,
                    help="share of each target spread over all classes (0: none)")
     p.add_argument("--calibrate", action=argparse.BooleanOptionalAction, default=True,
                    help="first train without --holdout of the training images and fit the "
                    "softmax temperature on them (twice the training time)")
-    p.add_argument("--holdout", type=_fraction(0, 1, lo_open=True), default=0.15,
+    p.add_argument("--holdout", type=options.number_in(0, 1, lo_open=True), default=0.15,
                    help="share of training images the calibration pass holds out")
     p.add_argument("--threshold", type=_threshold, default=0.8,
                    help="served confidence threshold, or 'auto': the highest that answers "
                    "--target-coverage of the held-out notes")
-    p.add_argument("--target-coverage", type=_fraction(0, 1, lo_open=True), default=0.9,
+    p.add_argument("--target-coverage", type=options.number_in(0, 1, lo_open=True), default=0.9,
                    help="share of held-out bill pictures --threshold auto must answer")
     p.add_argument("--formats", default="tflite,onnx", help="exports to try (first is preferred)")
     p.add_argument("--version", default="1.0.0")
