@@ -147,7 +147,7 @@ class Load:
     connections as a browser would; collects statuses (or the exception) of every request."""
 
     def __init__(self, host, name):
-        self.host, self.name, self.results, self.resent = host, name, [], 0
+        self.host, self.name, self.results = host, name, []
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run)
 
@@ -171,7 +171,6 @@ class Load:
                     # other failure, or a second one, still counts.
                     if not isinstance(e.args[-1], http.client.RemoteDisconnected):
                         raise
-                    self.resent += 1
                     r = self._get(pool)
                 self.results.append(r.status)
             except Exception as e:  # noqa: BLE001 - a failed request is what we count
