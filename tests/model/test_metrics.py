@@ -96,6 +96,26 @@ def test_interval_shows_what_a_small_split_can_tell():
     assert evaluate.interval(1.0, 0) is None
 
 
+def test_pictures_from_one_photo_count_as_fewer_in_the_interval():
+    photos = np.repeat(np.arange(10), 5)  # ten photos, five pictures cut from each
+    # Each photo's pictures all right or all wrong: worth one picture per photo.
+    together = np.repeat(np.arange(10) < 5, 5)
+    assert evaluate.effective_pictures(together, photos) == 10
+    # Right and wrong mixed the same way in every photo: nothing shared, worth all fifty.
+    mixed = np.tile([True, False, True, False, True], 10)
+    assert evaluate.effective_pictures(mixed, photos) == 50
+    # Every picture its own photo: plain Wilson.
+    assert evaluate.photo_interval(together, np.arange(50)) == evaluate.interval(0.5, 50)
+    lo, hi = evaluate.photo_interval(together, photos)
+    assert (lo, hi) == evaluate.interval(0.5, 10) and hi - lo > 0.5
+    # No error at all: the correlation is unknown, so each photo counts once. 14 crops of
+    # each of 6 no-banknote photos tell little more than 6 photos would.
+    none = np.zeros(84, bool)
+    assert evaluate.effective_pictures(none, np.repeat(np.arange(6), 14)) == 6
+    assert evaluate.photo_interval(none, np.repeat(np.arange(6), 14))[1] > 0.35
+    assert evaluate.photo_interval(none[:0], photos[:0]) is None
+
+
 def test_an_export_replaces_float_only_if_visitors_would_not_notice():
     from model.export import MAX_BUNDLE_BYTES, acceptable
 

@@ -150,6 +150,7 @@ def test_evaluate_cli_on_both_layouts(trained, yolo_dir, folder_dir, layout, cap
     doc = card.read_text()
     assert "USD-100" in doc and "By kind of bill picture" in doc
     assert "| measure | target | measured | 95 % interval | |" in doc
+    assert "the interval counts photos, not pictures" in doc
     kind = "note crop, one note in the photo" if layout == "yolo" else evaluate.IMAGE_LABEL_KIND
     row = f"| {kind} |"
     assert row in doc
