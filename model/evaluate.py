@@ -79,11 +79,17 @@ def ece(conf: np.ndarray, correct: np.ndarray, bins: int = 15) -> float:
     return float(total)
 
 
-def at_threshold(probs: np.ndarray, y: np.ndarray, thr: float) -> dict:
+def answers(probs: np.ndarray, y: np.ndarray, thr: float):
+    """Per picture: the top-1 class, whether it shows a bill, whether the app names a
+    denomination for it, and whether that is a bill picture answered."""
     pred, conf = probs.argmax(1), probs.max(1)
     bill = y != NONE
     identified = (pred != NONE) & (conf >= thr)
-    answered = identified & bill
+    return pred, bill, identified, identified & bill
+
+
+def at_threshold(probs: np.ndarray, y: np.ndarray, thr: float) -> dict:
+    pred, bill, identified, answered = answers(probs, y, thr)
     return {
         "threshold": thr,
         "coverage": float(answered.sum() / max(1, bill.sum())),
@@ -144,10 +150,7 @@ def target_intervals(srcs: list[samples.Source], probs: np.ndarray, y: np.ndarra
     several pictures come from one photo (the boxes of a pile, 14 crops of each no-banknote
     photo) and tend to be right or wrong together."""
     photos = np.array([s.photo or str(s.item.path) for s in srcs])
-    pred, conf = probs.argmax(1), probs.max(1)
-    bill = y != NONE
-    identified = (pred != NONE) & (conf >= thr)
-    answered = identified & bill
+    pred, bill, identified, answered = answers(probs, y, thr)
     return {
         "top1_accuracy": photo_interval(pred[bill] == y[bill], photos[bill]),
         "none_as_bill_rate": photo_interval(identified[~bill], photos[~bill]),
