@@ -347,7 +347,9 @@ def write_model_card(result: dict, ds: mdata.Dataset, path: Path) -> None:
         " per class) pass once through the frozen lower part; its activations are cached. "
         "Stage 1 trains the softmax head on pooled features "
         f"({info.get('head_epochs', '?')} epochs), stage 2 fine-tunes {bb.split} and the head "
-        f"({info.get('ft_epochs', '?')} epochs, cosine-decayed Adam, BatchNorm frozen)"
+        f"({info.get('ft_epochs', '?')} epochs, Adam"
+        + (f" warmed up over the first epoch to {info['ft_lr']:g}, then cosine-decayed"
+           if info.get("ft_lr") else ", cosine-decayed") + ", BatchNorm frozen)"
         + (f", label smoothing {info['label_smoothing']:g}" if info.get("label_smoothing") else "")
         + f". Seed {info.get('seed', 0)}; {info.get('seconds', '?')} s on the 2-core build "
         "machine.",

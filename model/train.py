@@ -300,8 +300,8 @@ def parse(argv=None):
     p.add_argument("--views-per-class", type=int, default=1200)
     p.add_argument("--head-epochs", type=int, default=20)
     p.add_argument("--head-lr", type=float, default=1e-3)
-    p.add_argument("--ft-epochs", type=int, default=5)
-    p.add_argument("--ft-lr", type=float, default=1e-4)
+    p.add_argument("--ft-epochs", type=int, default=10)
+    p.add_argument("--ft-lr", type=float, default=3e-4)
     p.add_argument("--label-smoothing", type=options.number_in(0, 1), default=0.1,
                    help="share of each target spread over all classes (0: none)")
     p.add_argument("--calibrate", action=argparse.BooleanOptionalAction, default=True,
