@@ -225,6 +225,14 @@ def by_kind(srcs: list[samples.Source], probs: np.ndarray, y: np.ndarray, thr: f
     return rows
 
 
+def source_figures(srcs: list[samples.Source], probs: np.ndarray, y: np.ndarray,
+                   thr: float) -> dict:
+    """What the model card needs beyond report(), from where each picture came from: the
+    figures by kind of picture and the photo-counted intervals."""
+    return {"kinds": by_kind(srcs, probs, y, thr),
+            "intervals": target_intervals(srcs, probs, y, thr)}
+
+
 def card_metrics(rep: dict) -> dict:
     keys = ["top1_accuracy", "none_as_bill_rate", "ece", "answered_accuracy", "coverage",
             "accuracy_at_90_coverage", "validation_images"]
@@ -497,8 +505,7 @@ def evaluate_bundle(bundle: Path, data_dir: Path, threshold: float | None = None
     srcs, images, y = validation_set(ds.split(split), photos, card["input"]["height"])
     pred = Predictor(bundle / card["model_file"])
     rep, probs = evaluate_predictor(pred, images, y, thr, card["input"])
-    rep["kinds"] = by_kind(srcs, probs, y, thr)
-    rep["intervals"] = target_intervals(srcs, probs, y, thr)
+    rep.update(source_figures(srcs, probs, y, thr))
     rot = None
     if split == "valid":  # the label-error search on training pictures needs no turned copies
         rimgs, ry = rotated(images, y)

@@ -178,8 +178,7 @@ def export_and_choose(full, ds, args, log, calibration: np.ndarray | None = None
             path = fn(work / fname)
             pred = Predictor(path)
             rep, probs = evaluate.evaluate_predictor(pred, images, y, args.threshold, spec)
-            rep["kinds"] = evaluate.by_kind(srcs, probs, y, args.threshold)
-            rep["intervals"] = evaluate.target_intervals(srcs, probs, y, args.threshold)
+            rep.update(evaluate.source_figures(srcs, probs, y, args.threshold))
         except Exception as e:  # noqa: BLE001 - an export path that fails is reported, not fatal
             log(f"export {name} failed: {type(e).__name__}: {e}")
             continue
