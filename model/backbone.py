@@ -56,6 +56,13 @@ def _blocks():
     return out
 
 
+def fine_tuned() -> str:
+    """The trainable upper part in words, for logs and the model card."""
+    _idx, inp, out, _s, _t = _blocks()[SPLIT - 1]
+    where = f"the first {out}-channel block" if inp != out else f"block {SPLIT}, {out} channels"
+    return f"blocks {SPLIT}-18 (from {where})"
+
+
 def _conv_bn(x, name, filters, kernel, stride=1, depthwise=False, relu=True):
     if kernel == 3:
         x = layers.ZeroPadding2D(1, name=f"{name}_pad")(x)

