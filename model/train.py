@@ -243,9 +243,8 @@ def train(args) -> dict:
     if args.calibrate:
         # Pass 1: a model that never sees the held-out images calibrates the recipe; pass 2
         # then trains on every image (losing 15 % of the data cost about a point of top-1).
-        # Pass 1 renders its own views, as many per class as pass 2: pass 2's less the held-out
-        # images' would save 4 minutes but fitted a much sharper temperature (docs/benchmarks.md,
-        # "One set of views for both passes").
+        # Pass 1 renders its own views, as many per class as pass 2 (reusing pass 2's would save
+        # 4 minutes; docs/benchmarks.md, "One set of views for both passes").
         held = mdata.hold_out(ds, args.holdout)
         if not held:
             raise mdata.DataError(f"{args.data}: no training image left to hold out for "
