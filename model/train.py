@@ -4,7 +4,7 @@
 
 Steps (fixed seeds): load + de-duplicate the data set; render augmented views of every
 class (balanced), run the frozen lower part of MobileNetV2 once over them and cache the
-28x28x32 activations, train the softmax head on the pooled features, then fine-tune the
+16x16x64 activations, train the softmax head on the pooled features, then fine-tune the
 upper blocks + head on the cached activations (BatchNorm frozen, label smoothing). That
 training runs twice: first without 15 % of the training images, to fit the softmax
 temperature on them, then on every image, with the temperature folded in. Finally export
@@ -237,7 +237,7 @@ def train(args) -> dict:
         f"{ds.image_labelled} box-less images labelled and {ds.relabelled} corrected by "
         f"--image-labels, {ds.unlabelled} unlabelled images left out")
     bb = backbones.get(args.backbone)
-    args.size = args.size or bb.size
+    args.size = args.size or bb.default_size
     args.mean, args.std = bb.mean, bb.std
 
     if args.calibrate:
@@ -298,7 +298,9 @@ def parse(argv=None):
     mdata.add_image_labels_option(p)
     p.add_argument("--backbone", default="mobilenetv2", choices=sorted(backbones.BACKBONES),
                    help="ImageNet backbone (python -m model.probe compares them)")
-    p.add_argument("--size", type=int, default=None, help="input size (default: the backbone's)")
+    p.add_argument("--size", type=int, default=None,
+                   help="input size (default: 256 for mobilenetv2, else the backbone's ImageNet "
+                   "size)")
     p.add_argument("--views-per-class", type=int, default=1200)
     p.add_argument("--head-epochs", type=int, default=20)
     p.add_argument("--head-lr", type=float, default=1e-3)

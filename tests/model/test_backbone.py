@@ -68,3 +68,18 @@ def test_efficientnet_lite0_rebuild_gives_imagenet_answers(photo, classes):
                                                               Image.Resampling.BILINEAR)))
     probs = model.predict(x[None], verbose=0)[0]
     assert int(probs.argmax()) in classes
+
+
+def test_training_input_size_defaults_match_the_committed_bundle():
+    """`python -m model.train` without --size trains MobileNetV2 at 256 (what the committed
+    bundle expects) and the EfficientNets at their ImageNet sizes."""
+    import json
+    from pathlib import Path
+
+    from model import backbones
+
+    card = Path(__file__).resolve().parents[2] / "model" / "bundles" / "usbills" / "card.json"
+    served = json.loads(card.read_text())["input"]
+    assert backbones.get("mobilenetv2").default_size == served["height"] == served["width"] == 256
+    assert backbones.get("efficientnet-lite0").default_size == 224
+    assert backbones.get("efficientnet-lite2").default_size == 260
