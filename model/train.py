@@ -298,9 +298,9 @@ def parse(argv=None):
     mdata.add_image_labels_option(p)
     p.add_argument("--backbone", default="mobilenetv2", choices=sorted(backbones.BACKBONES),
                    help="ImageNet backbone (python -m model.probe compares them)")
+    sizes = ", ".join(f"{n} {b.default_size}" for n, b in backbones.BACKBONES.items())
     p.add_argument("--size", type=int, default=None,
-                   help="input size (default: 256 for mobilenetv2, else the backbone's ImageNet "
-                   "size)")
+                   help=f"input size (default: the backbone's training size: {sizes})")
     p.add_argument("--views-per-class", type=int, default=1200)
     p.add_argument("--head-epochs", type=int, default=20)
     p.add_argument("--head-lr", type=float, default=1e-3)
