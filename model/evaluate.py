@@ -361,8 +361,8 @@ def write_model_card(result: dict, ds: mdata.Dataset, path: Path) -> None:
         + (f", label smoothing {info['label_smoothing']:g}" if info.get("label_smoothing") else "")
         + f". Seed {info.get('seed', 0)}; {info.get('seconds', '?')} s on the 2-core build "
         "machine.",
-        (f"- Calibration, pass 1 of 2: a model trained the same way without "
-         f"{cal['images']} held-out training images (picked by a hash of the file name; "
+        (f"- Calibration, pass 1 of 2: a model trained the same way, on the same views less "
+         f"those of {cal['images']} held-out training images (picked by a hash of the file name; "
          f"{cal['held_back']} more were near-duplicates of training images and stayed in "
          f"training) is run on their {cal['pictures']} bill pictures, which fit a softmax "
          f"temperature of {cal['temperature']:g} (expected calibration error there "

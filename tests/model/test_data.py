@@ -146,6 +146,32 @@ def test_hold_out_keeps_near_duplicates_of_training_images_in_training(tmp_path,
     assert ds.held_back == 1 and picked in {it.path.name for it in ds.split("train")}
 
 
+def test_calibration_pass_trains_on_no_view_of_a_held_out_image(yolo_dir):
+    import numpy as np
+
+    from model import train
+
+    ds = data.load(yolo_dir)
+    held = data.hold_out(ds, 0.15)
+    for it in held:
+        it.split = "train"
+    rng = random.Random(0)
+    srcs = samples.sources(ds.split("train"), ["astronaut"], rng, synthetic=2)
+    views = train.balanced_views(srcs, 6, rng)
+    y = np.array([srcs[v].label for v in views])
+    everything = train.Views(srcs, views, y, np.arange(len(views)))
+    pass1 = everything.without(held)
+    held_paths = {it.path for it in held}
+    assert held_paths and 0 < len(pass1.views) < len(views)
+    assert not {srcs[v].item.path for v in pass1.views if srcs[v].item} & held_paths
+    # every view of a kept source stays, and its label and activations stay with it
+    assert [v for v in views if srcs[v].item is None or srcs[v].item.path not in held_paths] \
+        == pass1.views
+    assert list(pass1.y) == [y[i] for i in pass1.x_low]
+    assert [views[i] for i in pass1.x_low] == pass1.views
+    assert NONE in pass1.y  # negatives from photos and scenes are never held out
+
+
 def test_train_cli_calibration_needs_held_out_images(tmp_path, yolo_dir, capsys):
     from model import train
 

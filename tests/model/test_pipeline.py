@@ -50,7 +50,8 @@ def test_bundle_follows_the_contract(trained):
     assert model_file.stat().st_size <= 15 * 1024 * 1024
     card_md = (trained / "card.md").read_text()
     assert "CC BY 4.0" in card_md and "Near-duplicates" in card_md
-    assert "a model trained the same way without 2 held-out training images" in card_md
+    assert ("a model trained the same way, on the same views less those of 2 held-out "
+            "training images") in card_md
     assert (f"Served threshold {card['threshold']}: the highest that still answers 90 % of the "
             "held-out notes") in card_md
     assert "14 training and 7 validation images after de-duplication (2 of the" in card_md
