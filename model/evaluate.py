@@ -451,8 +451,9 @@ def write_model_card(result: dict, ds: mdata.Dataset, path: Path) -> None:
               for c in comp]
         chosen = info.get("export")
         t += ["", f"Chosen: **{chosen}** (rule: among the `.tflite` exports, the app's default "
-              "runtime, the fastest whose top-1, no-banknote rate and coverage at the served "
-              "threshold are each no worse than the float model's by more than 0.5 points). "
+              "runtime, the fastest whose top-1, no-banknote rate, coverage and accuracy on "
+              "answered notes at the served threshold are each no worse than the float "
+              "model's by more than 0.5 points). "
               "Fastest measured: "
               f"{min(comp, key=lambda c: c['median_ms'])['name']}."]
     conf = np.array(rep["confusion"])

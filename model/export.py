@@ -23,12 +23,13 @@ TOLERANCE = 0.005  # 0.5 points: two of about 400 validation bill pictures
 
 def acceptable(c: dict, ref: dict) -> bool:
     """May export ``c`` replace the float32 export ``ref``? Only if a visitor would not
-    notice: top-1, no-banknote answers and notes answered at the served threshold each within
-    0.5 points of float (quantising can change the confidences, hence coverage, without
-    changing top-1), and a bundle small enough."""
+    notice: top-1, no-banknote answers, notes answered at the served threshold and how many
+    of those are right each within 0.5 points of float (quantising can change the
+    confidences, hence what is answered, without changing top-1), and a bundle small enough."""
     return (c["top1_accuracy"] >= ref["top1_accuracy"] - TOLERANCE
             and c["none_as_bill_rate"] <= ref["none_as_bill_rate"] + TOLERANCE
             and c["coverage"] >= ref["coverage"] - TOLERANCE
+            and c["answered_accuracy"] >= ref["answered_accuracy"] - TOLERANCE
             and c["bytes"] <= MAX_BUNDLE_BYTES)
 
 
