@@ -290,7 +290,7 @@ def train(args) -> dict:
         if not held:
             raise mdata.DataError(f"{args.data}: no training image left to hold out for "
                                   "calibration; pass a larger --holdout or --no-calibrate")
-        for it in held:
+        for it in held:  # back in the list: pass 2 gets the views a one-pass run renders
             it.split = "train"
         views = render_views(ds.split("train"), args, bb, log)
         log(f"pass 1 of 2: calibration model, {len(held)} training images held out")
@@ -299,7 +299,8 @@ def train(args) -> dict:
                             "held_back": ds.held_back}
         del probe
         log("pass 2 of 2: served model, every training image")
-    views = views or render_views(ds.split("train"), args, bb, log)
+    if views is None:
+        views = render_views(ds.split("train"), args, bb, log)
     full, head = fit(views, args, bb, log)
     srcs = views.srcs
     if args.calibrate:
