@@ -469,9 +469,10 @@ def write_model_card(result: dict, ds: mdata.Dataset, path: Path) -> None:
           "- The photos are web images (catalogue scans, stock photos, souvenir notes), not phone "
           "camera frames; real phone photos in poor light or at odd angles will do worse than "
           "the figures above, and the validation split is small (see the counts).",
-          "- The figures are those of one training run: on the usbills data a second seed of "
-          "the same command moved top-1 by up to 2.5 points (docs/benchmarks.md, \"Run-to-run "
-          "spread\").",
+          f"- The figures are those of one training run (seed {info.get('seed', 0)}): on the "
+          "usbills data other seeds of the same command move top-1 by one to two points and "
+          "can miss targets this run meets (docs/benchmarks.md, \"Ten fine-tuning epochs\" "
+          "and \"Run-to-run spread\").",
           "- Negatives are procedural scenes and a few dozen sample photos: wallets, receipts, "
           "credit cards, coins, hands and foreign currency were never "
           "seen and may be answered as a denomination. Foreign notes are the main risk. The "
