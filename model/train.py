@@ -342,7 +342,7 @@ def parse(argv=None):
     p.add_argument("--seed", type=int, default=0)
     mdata.add_image_labels_option(p)
     p.add_argument("--backbone", default="mobilenetv2", choices=sorted(backbones.BACKBONES),
-                   help="ImageNet backbone (python -m model.probe compares them)")
+                   help="ImageNet backbone")
     sizes = ", ".join(f"{n} {b.default_size}" for n, b in backbones.BACKBONES.items())
     p.add_argument("--size", type=int, default=None,
                    help=f"input size (default: the backbone's training size: {sizes})")

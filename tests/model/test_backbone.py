@@ -56,23 +56,9 @@ def test_weights_read_without_torch():
     assert sd["features.0.0.weight"].dtype == np.float32
 
 
-@pytest.mark.parametrize("photo, classes", [("chelsea", CATS), ("coffee", CUPS)])
-def test_efficientnet_lite0_rebuild_gives_imagenet_answers(photo, classes):
-    from skimage import data as skdata
-
-    from model import efficientnet_lite as effl
-
-    model = effl.imagenet_classifier("efficientnet-lite0")
-    arr = getattr(skdata, photo)()
-    x = effl.normalise(np.asarray(Image.fromarray(arr).resize((224, 224),
-                                                              Image.Resampling.BILINEAR)))
-    probs = model.predict(x[None], verbose=0)[0]
-    assert int(probs.argmax()) in classes
-
-
 def test_training_input_size_defaults_match_the_committed_bundle():
     """`python -m model.train` without --size trains MobileNetV2 at 256 (what the committed
-    bundle expects) and the EfficientNets at their ImageNet sizes."""
+    bundle expects)."""
     import json
     from pathlib import Path
 
@@ -81,5 +67,3 @@ def test_training_input_size_defaults_match_the_committed_bundle():
     card = Path(__file__).resolve().parents[2] / "model" / "bundles" / "usbills" / "card.json"
     served = json.loads(card.read_text())["input"]
     assert backbones.get("mobilenetv2").default_size == served["height"] == served["width"] == 256
-    assert backbones.get("efficientnet-lite0").default_size == 224
-    assert backbones.get("efficientnet-lite2").default_size == 260

@@ -126,18 +126,6 @@ def test_upside_down_photo_gets_the_same_answer(trained):
     assert np.allclose(upright, turned, atol=0.03 if int8 else 1e-5)
 
 
-def test_probe_cli_compares_backbones(yolo_dir, tmp_path, capsys):
-    from model import probe
-
-    out = tmp_path / "backbones.md"
-    assert probe.main(["--data", str(yolo_dir), "--backbones", "mobilenetv2",
-                       "efficientnet-lite0", "--views-per-class", "2", "--out", str(out)]) == 0
-    doc = out.read_text()
-    assert "| mobilenetv2 | 224 |" in doc and "| efficientnet-lite0 | 224 |" in doc
-    assert probe.main(["--data", str(tmp_path / "missing")]) == 2
-    assert "error:" in capsys.readouterr().err
-
-
 @pytest.mark.parametrize("layout", ["yolo", "folders"])
 def test_evaluate_cli_on_both_layouts(trained, yolo_dir, folder_dir, layout, capsys):
     from model import evaluate
