@@ -88,6 +88,25 @@ def _tflite(size: int, int8: bool = False) -> bytes:
     return conv.convert()
 
 
+LOCALISER_GRID = 8
+
+
+def _localiser_tflite(size: int) -> bytes:
+    """A hand-set localiser: a cell is "note" when its mean colour is bright (r+g+b > 0.45),
+    so a coloured square on a black background lights up the cells it covers."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+    import tensorflow as tf
+
+    inp = keras.Input((size, size, 3), batch_size=1)
+    x = keras.layers.AveragePooling2D(size // LOCALISER_GRID)(inp)
+    conv = keras.layers.Conv2D(1, 1, activation="sigmoid")
+    x = keras.layers.Reshape((LOCALISER_GRID, LOCALISER_GRID))(conv(x))
+    model = keras.Model(inp, x)
+    conv.set_weights([np.full((1, 1, 3, 1), 20.0, np.float32), np.array([-9.0], np.float32)])
+    return tf.lite.TFLiteConverter.from_keras_model(model).convert()
+
+
 def _onnx(size: int) -> bytes:
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -111,13 +130,22 @@ def _onnx(size: int) -> bytes:
 
 
 def make_bundle(dest: Path, fmt: str = "tflite", size: int = 32) -> Path:
-    """Write a bundle (card.json + model file) into dest. fmt: tflite, tflite-int8 or onnx."""
+    """Write a bundle (card.json + model file) into dest. fmt: tflite, tflite-int8, onnx, or
+    tflite-localiser (tflite plus the hand-set localiser of _localiser_tflite)."""
     dest.mkdir(parents=True, exist_ok=True)
     data = _onnx(size) if fmt == "onnx" else _tflite(size, int8=fmt == "tflite-int8")
+    localiser = fmt == "tflite-localiser"
     fmt = fmt.split("-")[0]
     name = f"model.{fmt}"
     (dest / name).write_bytes(data)
     c = card(name, fmt, size, hashlib.sha256(data).hexdigest())
+    if localiser:
+        loc = _localiser_tflite(size)
+        (dest / "localiser.tflite").write_bytes(loc)
+        c["localiser"] = {"model_file": "localiser.tflite", "format": "tflite",
+                          "sha256": hashlib.sha256(loc).hexdigest(),
+                          "input": {"height": size, "width": size}, "grid": LOCALISER_GRID,
+                          "threshold": 0.5, "margin": 0.15}
     (dest / "card.json").write_text(json.dumps(c, indent=2, ensure_ascii=False) + "\n")
     return dest
 
@@ -127,7 +155,7 @@ def cached_bundle(fmt: str = "tflite", size: int = 32) -> Path:
     key = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
     root = Path(tempfile.gettempdir()) / "usbills-test-bundles" / key
     dest = root / f"{fmt}-{size}"
-    if fmt not in ("tflite", "tflite-int8", "onnx"):
+    if fmt not in ("tflite", "tflite-int8", "onnx", "tflite-localiser"):
         raise ValueError(f"unknown test bundle format {fmt!r}")
     if (dest / "card.json").exists():
         return dest

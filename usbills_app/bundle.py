@@ -21,6 +21,7 @@ class Bundle:
     path: Path
     card: dict
     model_path: Path
+    localiser_path: Path | None = None  # the optional note localiser (card "localiser")
 
     @property
     def classes(self) -> list[dict]:
@@ -55,13 +56,7 @@ def validate_card(card: object) -> list[str]:
         errs.append(f"name {name!r} must match {NAME_RE.pattern}")
     if not isinstance(card.get("version"), str) or not card.get("version"):
         errs.append("version must be a non-empty string")
-    fmt, mf = card.get("format"), card.get("model_file")
-    if fmt not in EXT:
-        errs.append(f"format must be 'tflite' or 'onnx', got {fmt!r}")
-    if not isinstance(mf, str) or not mf or "/" in mf or "\\" in mf or mf in (".", ".."):
-        errs.append(f"model_file must be a plain file name in the bundle, got {mf!r}")
-    elif fmt in EXT and not mf.endswith(EXT[fmt]):
-        errs.append(f"model_file {mf!r} does not end in {EXT[fmt]} as format {fmt!r} requires")
+    errs += _file_errors("", card.get("format"), card.get("model_file"))
     sha = card.get("sha256")
     if not isinstance(sha, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", sha):
         errs.append("sha256 must be 64 hex digits")
@@ -117,6 +112,58 @@ def validate_card(card: object) -> list[str]:
     thr = card.get("threshold")
     if not _num(thr) or not 0 < thr <= 1:
         errs.append(f"threshold must be in (0, 1], got {thr!r}")
+    if "localiser" in card:
+        errs += _localiser_errors(card["localiser"])
+    if "scan" in card:
+        errs += _scan_errors(card["scan"])
+    return errs
+
+
+def _file_errors(where: str, fmt: object, mf: object) -> list[str]:
+    errs = []
+    if fmt not in EXT:
+        errs.append(f"{where}format must be 'tflite' or 'onnx', got {fmt!r}")
+    if not isinstance(mf, str) or not mf or "/" in mf or "\\" in mf or mf in (".", ".."):
+        errs.append(f"{where}model_file must be a plain file name in the bundle, got {mf!r}")
+    elif fmt in EXT and not mf.endswith(EXT[fmt]):
+        errs.append(f"{where}model_file {mf!r} does not end in {EXT[fmt]} as format {fmt!r} "
+                    "requires")
+    return errs
+
+
+def _localiser_errors(loc: object) -> list[str]:
+    """The optional note localiser: its own file, input size and grid (docs/bundle-format.md)."""
+    if not isinstance(loc, dict):
+        return ["localiser must be an object"]
+    errs = _file_errors("localiser.", loc.get("format"), loc.get("model_file"))
+    sha = loc.get("sha256")
+    if not isinstance(sha, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", sha):
+        errs.append("localiser.sha256 must be 64 hex digits")
+    inp = loc.get("input")
+    if not isinstance(inp, dict) or not all(
+            isinstance(inp.get(k), int) and not isinstance(inp.get(k), bool) and inp[k] >= 1
+            for k in ("height", "width")):
+        errs.append("localiser.input must have positive integer height and width")
+    grid = loc.get("grid")
+    if not isinstance(grid, int) or isinstance(grid, bool) or not 1 <= grid <= 256:
+        errs.append("localiser.grid must be an integer 1..256")
+    if not _num(loc.get("threshold")) or not 0 < loc["threshold"] < 1:
+        errs.append("localiser.threshold must be in (0, 1)")
+    if not _num(loc.get("margin")) or not 0 <= loc["margin"] <= 1:
+        errs.append("localiser.margin must be in [0, 1]")
+    return errs
+
+
+def _scan_errors(scan: object) -> list[str]:
+    if not isinstance(scan, dict):
+        return ["scan must be an object"]
+    errs = []
+    frames = scan.get("frames", 3)
+    if not isinstance(frames, int) or isinstance(frames, bool) or not 1 <= frames <= 20:
+        errs.append("scan.frames must be an integer 1..20")
+    gap = scan.get("max_gap_s", 2.0)
+    if not _num(gap) or not 0 < gap <= 60:
+        errs.append("scan.max_gap_s must be in (0, 60]")
     return errs
 
 
@@ -136,16 +183,24 @@ def load_bundle(path: Path) -> Bundle:
     errs = validate_card(card)
     if errs:
         raise BundleError(f"{card_path}: " + "; ".join(errs))
-    model_path = path / card["model_file"]
+    model_path = _checked_file(path, card["model_file"], card["sha256"], "model_file")
+    loc = card.get("localiser")
+    loc_path = (_checked_file(path, loc["model_file"], loc["sha256"], "localiser.model_file")
+                if loc else None)
+    return Bundle(path, card, model_path, loc_path)
+
+
+def _checked_file(bundle: Path, name: str, sha: str, key: str) -> Path:
+    model_path = bundle / name
     if not model_path.is_file():
-        raise BundleError(f"model bundle {path}: model_file {card['model_file']} is missing")
+        raise BundleError(f"model bundle {bundle}: {key} {name} is missing")
     digest = sha256_file(model_path)
-    if digest != card["sha256"].lower():
+    if digest != sha.lower():
         raise BundleError(
             f"{model_path}: sha256 {digest[:12]}... does not match card.json "
-            f"{card['sha256'][:12]}... (corrupt or swapped model file)"
+            f"{sha[:12]}... (corrupt or swapped model file)"
         )
-    return Bundle(path, card, model_path)
+    return model_path
 
 
 def check_shapes(bundle: Bundle, input_shape: list[int], output_shape: list[int]) -> None:
@@ -167,4 +222,22 @@ def check_shapes(bundle: Bundle, input_shape: list[int], output_shape: list[int]
         raise BundleError(
             f"{bundle.model_path}: model output shape {output_shape} does not end in {n} "
             f"(the card lists {n} classes)"
+        )
+
+
+def check_localiser_shapes(bundle: Bundle, input_shape: list[int],
+                           output_shape: list[int]) -> None:
+    """The localiser takes the card's input size and gives a grid x grid map."""
+    loc = bundle.card["localiser"]
+    want = [loc["input"]["height"], loc["input"]["width"], bundle.card["input"]["channels"]]
+    ok_in = (len(input_shape) == 4 and input_shape[0] in (1, -1)
+             and all(d in (w, -1) for d, w in zip(input_shape[1:], want, strict=True)))
+    cells = 1
+    for d in output_shape[1:]:
+        cells *= d
+    if not ok_in or cells != loc["grid"] ** 2:
+        raise BundleError(
+            f"{bundle.localiser_path}: localiser shapes {input_shape} -> {output_shape} do "
+            f"not match the card's [1, {want[0]}, {want[1]}, {want[2]}] -> "
+            f"{loc['grid']}x{loc['grid']} grid"
         )

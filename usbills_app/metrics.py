@@ -29,7 +29,8 @@ LATENCY = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 STAGE = Histogram(
-    "usbills_predict_stage_seconds", "Per-image time by stage (decode, preprocess, inference)",
+    "usbills_predict_stage_seconds",
+    "Per-image time by stage (decode, localise, preprocess, inference)",
     ["stage"], buckets=STAGE_BUCKETS,
 )
 PREDICTIONS = Counter(
@@ -44,8 +45,9 @@ def record_error(status: int, code: str) -> None:
 
 def record_prediction(label: str, identified: bool, timings_ms: dict) -> None:
     PREDICTIONS.labels(label, "true" if identified else "false").inc()
-    for stage in ("decode", "preprocess", "inference"):
-        STAGE.labels(stage).observe(timings_ms[stage] / 1000)
+    for stage in ("decode", "localise", "preprocess", "inference"):
+        if stage in timings_ms:  # no "localise" without a localiser (or for pixel grids)
+            STAGE.labels(stage).observe(timings_ms[stage] / 1000)
 
 
 def _endpoint() -> str:

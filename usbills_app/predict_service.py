@@ -10,7 +10,7 @@ import time
 import numpy as np
 from flask import current_app, has_app_context
 
-from . import imaging, metrics, pixels, runtime
+from . import imaging, inference, metrics, pixels, runtime
 from .config import Settings, load_settings
 from .errors import ApiError
 
@@ -51,14 +51,14 @@ def normalise_lang(lang: str | None) -> str:
     return primary if primary in LANGS else "en"
 
 
-def _display(cls: dict, lang: str) -> str:
+def display_name(cls: dict, lang: str) -> str:
     return cls["display"].get(lang) or cls["display"]["en"]
 
 
 def _entry(cls: dict, p: float, lang: str) -> dict:
     return {
         "label": cls["label"],
-        "display_name": _display(cls, lang),
+        "display_name": display_name(cls, lang),
         "value": cls.get("value"),
         "confidence": round(float(p), 4),
     }
@@ -77,12 +77,12 @@ def explain(probs: np.ndarray, model: runtime.Model, lang: str, top_k: int,
     # Candidates are what the note may be: the two likeliest classes that are notes.
     cands = [i for i in order if i != neg][:2]
     if identified or no_object:
-        message = _display(classes[top], lang)
+        message = display_name(classes[top], lang)
     elif len(cands) >= 2:
-        message = UNSURE[lang].format(a=_display(classes[cands[0]], lang),
-                                      b=_display(classes[cands[1]], lang))
+        message = UNSURE[lang].format(a=display_name(classes[cands[0]], lang),
+                                      b=display_name(classes[cands[1]], lang))
     else:
-        message = UNSURE_ONE[lang].format(a=_display(classes[cands[0]], lang))
+        message = UNSURE_ONE[lang].format(a=display_name(classes[cands[0]], lang))
     first = _entry(classes[top], p, lang)
     return {
         "identified": identified,
@@ -111,20 +111,24 @@ def predict_images(images: list[bytes], lang: str = "en", top_k: int | None = No
     threshold = settings.confidence_threshold or float(model.card["threshold"])
     inp = model.card["input"]
     mode = "L" if inp["channels"] == 1 else "RGB"
-    arrays, timings = [], []
+    # With a localiser the classifier may see a crop of a third of the frame: decode at
+    # twice its input so the crop keeps the detail of the numerals.
+    scale = 2 if model.localiser is not None else 1
+    pictures, decode_ms = [], []
     for i, data in enumerate(images):
         t0 = time.perf_counter()
         try:
-            img = imaging.decode(data, (inp["width"], inp["height"]), settings.max_pixels, mode)
+            pictures.append(imaging.decode(data, (inp["width"] * scale, inp["height"] * scale),
+                                           settings.max_pixels, mode))
         except ApiError as e:
             if len(images) > 1:
                 e.message = f"Image {i + 1}: {e.message}"
             raise
-        t1 = time.perf_counter()
-        arrays.append(imaging.to_array(img, inp))
-        t2 = time.perf_counter()
-        timings.append({"decode": (t1 - t0) * 1000, "preprocess": (t2 - t1) * 1000})
-    return _answers(model, arrays, timings, lang, k, threshold)
+        decode_ms.append((time.perf_counter() - t0) * 1000)
+    probs, _boxes, timings = inference.classify(model, pictures)
+    for t, ms in zip(timings, decode_ms, strict=True):
+        t["decode"] = ms
+    return _answers(model, probs, timings, lang, k, threshold)
 
 
 def predict_pixels(grid: object, max_value: object = None, lang: str = "en",
@@ -140,20 +144,18 @@ def predict_pixels(grid: object, max_value: object = None, lang: str = "en",
     t1 = time.perf_counter()
     x = pixels.to_input(grey, model.card["input"])
     t2 = time.perf_counter()
-    timing = {"decode": (t1 - t0) * 1000, "preprocess": (t2 - t1) * 1000}
-    return _answers(model, [x], [timing], lang, k, threshold)[0]
+    probs = model.predict(x[None])
+    timing = {"decode": (t1 - t0) * 1000, "preprocess": (t2 - t1) * 1000,
+              "inference": (time.perf_counter() - t2) * 1000}
+    return _answers(model, probs, [timing], lang, k, threshold)[0]
 
 
-def _answers(model: runtime.Model, arrays: list, timings: list[dict], lang: str, k: int,
+def _answers(model: runtime.Model, probs: np.ndarray, timings: list[dict], lang: str, k: int,
              threshold: float) -> list[dict]:
-    t3 = time.perf_counter()
-    probs = model.predict(np.stack(arrays))
-    infer_ms = (time.perf_counter() - t3) * 1000 / len(arrays)
     answers = []
     for row, t in zip(probs, timings, strict=True):
         ans = explain(row, model, lang, k, threshold)
-        t["inference"] = infer_ms
-        t["total"] = t["decode"] + t["preprocess"] + infer_ms
+        t["total"] = sum(t.values())
         ans["timings_ms"] = {key: round(v, 2) for key, v in t.items()}
         metrics.record_prediction(ans["label"], ans["identified"], t)
         answers.append(ans)

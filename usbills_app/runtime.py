@@ -124,12 +124,14 @@ def open_backend(fmt: str, path: Path, threads: int = 1):
 
 @dataclass
 class Model:
-    """A loaded bundle: its card, its runtime and whether it has been warmed up."""
+    """A loaded bundle: its card, its runtime, its localiser's runtime (None when the bundle
+    has no localiser, or ``use_localiser`` is off) and whether it has been warmed up."""
 
     bundle: Bundle
     backend: object
     ready: bool = False
     extra: dict = field(default_factory=dict)
+    localiser: object | None = None
 
     @property
     def card(self) -> dict:
@@ -142,10 +144,33 @@ class Model:
     def predict(self, batch: np.ndarray) -> np.ndarray:
         return as_probabilities(self.backend.run(batch))
 
+    def heat(self, img) -> np.ndarray:
+        """The localiser's grid of "note here" probabilities for a whole PIL picture."""
+        from . import imaging
+
+        loc = self.card["localiser"]
+        spec = {**self.card["input"], "height": loc["input"]["height"],
+                "width": loc["input"]["width"]}  # same normalisation as the classifier
+        out = self.localiser.run(imaging.to_array(img, spec)[None])[0]
+        return out.reshape(loc["grid"], loc["grid"])
+
+    def locate(self, img):
+        """The crop box for a PIL picture (usbills_app.locate), None for the whole frame."""
+        if self.localiser is None:
+            return None
+        from . import locate
+
+        loc = self.card["localiser"]
+        return locate.locate(self.heat(img), loc["threshold"], loc["margin"])
+
     def warm_up(self) -> None:
         inp = self.bundle.card["input"]
         x = np.zeros((1, inp["height"], inp["width"], inp["channels"]), np.float32)
         self.predict(x)
+        if self.localiser is not None:
+            loc = self.card["localiser"]["input"]
+            self.localiser.run(np.zeros((1, loc["height"], loc["width"], inp["channels"]),
+                                        np.float32))
         self.ready = True
 
 
@@ -164,19 +189,25 @@ def set_model(model: Model | None) -> None:
         _model = model
 
 
-def load_model(model_dir: Path | str, threads: int = 1, warm: bool = True) -> Model:
-    """Validate the bundle, open it with the runtime its card names, and warm it up."""
-    from .bundle import check_shapes, load_bundle
+def load_model(model_dir: Path | str, threads: int = 1, warm: bool = True,
+               use_localiser: bool = True) -> Model:
+    """Validate the bundle, open it (and its localiser, if any) with the runtime its card
+    names, and warm it up. ``use_localiser=False`` classifies whole frames only."""
+    from .bundle import BundleError, check_localiser_shapes, check_shapes, load_bundle
 
     bundle = load_bundle(Path(model_dir))
     try:
         backend = open_backend(bundle.card["format"], bundle.model_path, threads)
+        localiser = None
+        if bundle.localiser_path is not None and use_localiser:
+            localiser = open_backend(bundle.card["localiser"]["format"], bundle.localiser_path,
+                                     threads)
     except RuntimeUnavailable as e:
-        from .bundle import BundleError
-
         raise BundleError(f"{bundle.path}: {e}") from e
     check_shapes(bundle, backend.input_shape, backend.output_shape)
-    model = Model(bundle, backend)
+    if localiser is not None:
+        check_localiser_shapes(bundle, localiser.input_shape, localiser.output_shape)
+    model = Model(bundle, backend, localiser=localiser)
     if warm:
         model.warm_up()
     return model
