@@ -6,10 +6,11 @@ import base64
 import binascii
 import re
 import threading
+import time
 
 from flask import Blueprint, current_app, jsonify, render_template, request
 
-from . import openapi, predict_service
+from . import openapi, predict_service, scan
 from .errors import ApiError
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -121,22 +122,61 @@ class Inflight:
         self._sem.release()
 
 
+def _scan_state(model) -> scan.State | None:
+    """?scan=new starts a scan, ?scan=<the previous answer's scan.state> continues it."""
+    raw = request.args.get("scan")
+    if raw is None:
+        return None
+    if raw == "new":
+        return scan.State()
+    try:
+        return scan.decode(raw, {c["label"] for c in model.bundle.classes})
+    except scan.ScanStateError:
+        raise ApiError(400, "invalid_parameter",
+                       "scan must be 'new' or the scan.state of the previous answer.") from None
+
+
+def _scan_answer(model, state: scan.State, answers: list[dict], lang: str) -> dict:
+    """Every answer's vote through the scan rule (a batch counts as consecutive frames)."""
+    rule = scan.Rule.from_card(model.card)
+    now = time.time()
+    for ans in answers:
+        d = scan.step(state, scan.vote_of(ans), now, rule)
+    by_label = {c["label"]: c for c in model.bundle.classes}
+    cls = by_label.get(d.label)
+    return {"status": d.status, "label": d.label,
+            "display_name": predict_service.display_name(cls, lang) if cls else None,
+            "value": cls.get("value") if cls else None, "announce": d.announce,
+            "agreeing_frames": d.agreeing, "frames_needed": rule.frames,
+            "state": scan.encode(state)}
+
+
 @bp.post("/predict")
 def predict():
     model = predict_service._ready_model()
     top_k = _query_top_k(len(model.bundle.classes))
     lang = _lang()
+    state = _scan_state(model)
     body = request.get_json(silent=True) if request.is_json else None
     if isinstance(body, dict) and "pixels" in body:
         # A digit as a JSON grid of grey values (usbills_app/pixels.py), one per request.
         with current_app.extensions["usbills_inflight"]:
-            return jsonify(predict_service.predict_pixels(
-                body["pixels"], body.get("max_value"), lang, top_k))
+            answer = predict_service.predict_pixels(body["pixels"], body.get("max_value"), lang,
+                                                    top_k)
+        if state is not None:
+            answer["scan"] = _scan_answer(model, state, [answer], answer["lang"])
+        return jsonify(answer)
     images, batch = read_images()
     with current_app.extensions["usbills_inflight"]:
         answers = predict_service.predict_images(images, lang, top_k)
+    lang = answers[0]["lang"]
     if batch:
-        return jsonify({"results": answers, "model": predict_service.model_ref(model)})
+        out = {"results": answers, "model": predict_service.model_ref(model)}
+        if state is not None:
+            out["scan"] = _scan_answer(model, state, answers, lang)
+        return jsonify(out)
+    if state is not None:
+        answers[0]["scan"] = _scan_answer(model, state, answers, lang)
     return jsonify(answers[0])
 
 

@@ -39,9 +39,10 @@ def spec(settings: Settings) -> dict:
             "model": {"$ref": "#/components/schemas/ModelRef"},
             "timings_ms": {
                 "type": "object",
-                "properties": {k: {"type": "number"}
-                               for k in ("decode", "preprocess", "inference", "total")},
+                "properties": {k: {"type": "number"} for k in
+                               ("decode", "localise", "preprocess", "inference", "total")},
             },
+            "scan": {"$ref": "#/components/schemas/Scan"},
         },
         "required": ["identified", "label", "confidence", "no_object", "message",
                      "candidates", "top_k", "threshold", "lang", "model", "timings_ms"],
@@ -69,6 +70,11 @@ def spec(settings: Settings) -> dict:
                         {"name": "top_k", "in": "query", "required": False,
                          "schema": {"type": "integer", "minimum": 1},
                          "description": f"entries in top_k (default {settings.top_k})"},
+                        {"name": "scan", "in": "query", "required": False,
+                         "schema": {"type": "string"},
+                         "description": "'new' to start a scan of consecutive frames, then "
+                                        "the scan.state of the previous answer: the answer "
+                                        "gets the scan-level decision in scan"},
                     ],
                     "requestBody": {
                         "required": True,
@@ -136,7 +142,22 @@ def spec(settings: Settings) -> dict:
             "Answer": answer,
             "BatchAnswer": {"type": "object", "properties": {
                 "results": {"type": "array", "items": {"$ref": "#/components/schemas/Answer"}},
-                "model": {"$ref": "#/components/schemas/ModelRef"}}},
+                "model": {"$ref": "#/components/schemas/ModelRef"},
+                "scan": {"$ref": "#/components/schemas/Scan"}}},
+            "Scan": {"type": "object", "description": (
+                "The scan-level decision (with ?scan=): a note is identified only when "
+                "frames_needed consecutive frames name it"), "properties": {
+                "status": {"type": "string", "enum": ["identified", "searching"]},
+                "label": {"type": ["string", "null"]},
+                "display_name": {"type": ["string", "null"]},
+                "value": {"type": ["number", "null"]},
+                "announce": {"type": "boolean",
+                             "description": "first identification since the note came into view"},
+                "agreeing_frames": {"type": "integer", "minimum": 0},
+                "frames_needed": {"type": "integer", "minimum": 1},
+                "state": {"type": "string", "description": "send back as ?scan= next time"}},
+                "required": ["status", "label", "announce", "agreeing_frames", "frames_needed",
+                             "state"]},
             "ModelRef": {"type": "object", "properties": {
                 "name": {"type": "string"}, "version": {"type": "string"}}},
             "Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {

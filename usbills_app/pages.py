@@ -6,6 +6,7 @@ browsers without JavaScript and calls the same Python entry point the API uses.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from functools import lru_cache
@@ -15,6 +16,7 @@ from flask import Blueprint, Response, current_app, redirect, render_template, r
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from . import pages_i18n as i18n
+from . import scan
 
 bp = Blueprint("pages", __name__)
 
@@ -87,6 +89,8 @@ def _page_context(lang: str) -> dict:
                 "lang": lang,
                 "api": url_for("pages.index") + "api/v1/predict",
                 "values": values,
+                # The scan rule the server applies to ?scan= (usbills_app/scan.py).
+                "scan": dataclasses.asdict(scan.Rule.from_card(card)),
                 "strings": i18n.script_strings(lang),
             },
             ensure_ascii=False,

@@ -104,7 +104,7 @@ def test_scan_logic_agreement_pause_and_view_change(new_page, server):
       const id20 = {identified: true, label: 'USD-20', value: 20, message: 'Twenty dollars'};
       const id5 = {identified: true, label: 'USD-5', value: 5, message: 'Five dollars'};
       const miss = {identified: false, no_object: false, label: 'USD-5', message: 'Cannot'};
-      const s = new U.ScanLogic(), log = [];
+      const s = new U.ScanLogic({rule: {frames: 2, max_gap_s: 2}}), log = [];
       log.push(s.frame(same), s.answer(id20, same));          // one frame: not yet
       log.push(s.frame(same), s.answer(id5, same));           // disagrees: not yet
       log.push(s.frame(same), s.answer(id5, same));           // two agree: announce
@@ -128,6 +128,36 @@ def test_scan_logic_agreement_pause_and_view_change(new_page, server):
     assert [i for i, h in enumerate(out["hints"]) if h] == [5, 15]
     assert out["hints"][5] == "light"
     assert (out["light"], out["steady"], out["more"]) == ("light", "steady", "more")
+
+
+def test_page_and_server_apply_the_same_scan_rule(new_page, server):
+    """The page's scanStep and usbills_app.scan.step give the same decisions for the same
+    votes: random scans over two notes and "not sure", with pauses past max_gap_s."""
+    import random
+
+    from usbills_app import scan
+
+    page = new_page()
+    page.goto("/")
+    rng = random.Random(7)
+    for frames in (1, 2, 3, 4):
+        rule = scan.Rule(frames=frames, max_gap_s=2.0)
+        for _ in range(20):
+            votes, times, t = [], [], 0.0
+            for _ in range(30):
+                votes.append(rng.choice(["USD-1", "USD-100", None, "USD-1"]))
+                t += rng.choice([0.5, 0.5, 0.6, 2.5])
+                times.append(t)
+            state = scan.State()
+            want = [vars(scan.step(state, v, tt, rule)) for v, tt in zip(votes, times)]
+            got = page.evaluate("""([votes, times, rule]) => {
+              const s = USBills.newScanState();
+              return votes.map((v, i) => USBills.scanStep(s, v, times[i], rule));
+            }""", [votes, times, {"frames": frames, "max_gap_s": 2.0}])
+            assert got == want
+    # The page takes the rule from the bundle (default 3 frames, 2 s).
+    assert page.evaluate("JSON.parse(document.getElementById('page-config').textContent).scan") \
+        == {"frames": 3, "max_gap_s": 2.0}
 
 
 # ---------- photo mode ----------

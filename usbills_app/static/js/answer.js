@@ -32,16 +32,40 @@
     return NOT_IDENTIFIED.slice();
   }
 
-  /* The label the last `need` answers agree on (all identified, same label), else null. */
-  function agreedLabel(history, need) {
-    if (history.length < need) return null;
-    var last = history.slice(-need);
-    var label = last[0].identified ? last[0].label : null;
-    if (!label) return null;
-    for (var i = 1; i < last.length; i++) {
-      if (!last[i].identified || last[i].label !== label) return null;
+  /* The scan-level decision, the same rule as the server's (usbills_app/scan.py): a note is
+     identified once `rule.frames` consecutive votes name it with no pause over
+     `rule.max_gap_s` seconds, and announced once per time it comes into view. A vote is the
+     label of an identified frame, or null. `state` (from newScanState) is changed in place. */
+  var DEFAULT_RULE = { frames: 3, max_gap_s: 2.0 };
+
+  function newScanState() {
+    return { label: null, run: 0, t: null, announced: null, absent: 0 };
+  }
+
+  function scanStep(state, vote, t, rule) {
+    if (state.t !== null && (t - state.t > rule.max_gap_s || t < state.t)) {
+      state.label = null; state.run = 0; state.announced = null; state.absent = 0;
     }
-    return label;
+    state.t = t;
+    if (vote !== null && vote === state.label) {
+      state.run += 1;
+    } else {
+      state.label = vote;
+      state.run = vote !== null ? 1 : 0;
+    }
+    if (state.announced !== null) {
+      state.absent = vote === state.announced ? 0 : state.absent + 1;
+      if (state.absent >= rule.frames) { state.announced = null; state.absent = 0; }
+    }
+    var identified = state.label !== null && state.run >= rule.frames;
+    var announce = identified && state.label !== state.announced;
+    if (announce) { state.announced = state.label; state.absent = 0; }
+    return {
+      status: identified ? 'identified' : 'searching',
+      label: identified ? state.label : null,
+      agreeing: state.run,
+      announce: announce
+    };
   }
 
   /* Grey levels (0-255) of a small RGBA ImageData-like {data, width, height}. */
@@ -81,12 +105,13 @@
     return 'more';
   }
 
-  /* Continuous scan: announce when `need` consecutive frames agree, then pause until the view
-     changes (two frames in a row unlike the announced one) or resume() is called. A tip is
-     given after `hintAfter` frames without an answer, then every `hintEvery` frames. */
+  /* Continuous scan: announce when the scan rule (scanStep, the bundle's `rule`) identifies a
+     note, then pause until the view changes (two frames in a row unlike the announced one) or
+     resume() is called. A tip is given after `hintAfter` frames without an answer, then every
+     `hintEvery` frames. */
   function ScanLogic(opts) {
     opts = opts || {};
-    this.need = opts.need || 2;
+    this.rule = opts.rule || DEFAULT_RULE;
     this.hintAfter = opts.hintAfter || 6;
     this.hintEvery = opts.hintEvery || 10;
     this.resume();
@@ -98,7 +123,7 @@
     this.paused = false;
     this.pausedSig = null;
     this.changed = 0;
-    this.history = [];
+    this.scan = newScanState();
     this.misses = 0;
   };
 
@@ -120,18 +145,19 @@
     return 'skip';
   };
 
-  /* Called with the API's answer for a sent frame; returns what to announce, or null. */
-  ScanLogic.prototype.answer = function (ans, sig) {
+  /* Called with the API's answer for a sent frame (at time t, seconds; default now); returns
+     what to announce, or null. */
+  ScanLogic.prototype.answer = function (ans, sig, t) {
     if (this.paused) return null;
-    this.history.push(ans);
-    if (this.history.length > 8) this.history.shift();
+    var when = typeof t === 'number' ? t : Date.now() / 1000;
+    var d = scanStep(this.scan, ans.identified ? ans.label : null, when, this.rule);
     if (ans.identified) {
       this.misses = 0;
-      if (agreedLabel(this.history, this.need)) {
+      if (d.announce) {
         this.paused = true;
         this.pausedSig = sig;
         this.changed = 0;
-        this.history = [];
+        this.scan = newScanState();
         return { kind: 'identified', answer: ans, hint: null };
       }
       return null;
@@ -157,7 +183,8 @@
   root.USBills = {
     PULSE_MS: PULSE_MS, GAP_MS: GAP_MS, NOT_IDENTIFIED: NOT_IDENTIFIED,
     pulsesFor: pulsesFor, pulsePattern: pulsePattern, vibrationFor: vibrationFor,
-    agreedLabel: agreedLabel, signature: signature, brightness: brightness,
+    DEFAULT_RULE: DEFAULT_RULE, newScanState: newScanState, scanStep: scanStep,
+    signature: signature, brightness: brightness,
     difference: difference, viewChanged: viewChanged, pickHint: pickHint,
     ScanLogic: ScanLogic, joinSentences: joinSentences
   };

@@ -310,7 +310,7 @@
     if (state !== 'starting') { stopTracks(); return; } // stopped while asking
     video.srcObject = stream;
     try { await video.play(); } catch (e) { /* autoplay of a muted stream is allowed */ }
-    logic = new U.ScanLogic();
+    logic = new U.ScanLogic({ rule: cfg.scan });
     setState('scanning');
     schedule(0);
   }

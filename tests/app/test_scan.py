@@ -1,0 +1,121 @@
+"""The scan-level decision (usbills_app/scan.py) and the API's ?scan= parameter."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from tests.app.conftest import solid
+from usbills_app import scan
+
+PREDICT = "/api/v1/predict"
+RULE = scan.Rule(frames=3, max_gap_s=2.0)
+
+
+def run(votes, rule=RULE, dt=0.5):
+    state = scan.State()
+    return [scan.step(state, v, i * dt, rule) for i, v in enumerate(votes)]
+
+
+@pytest.mark.parametrize("frames", [1, 2, 3, 4, 5])
+def test_never_names_a_note_fewer_than_k_frames_agree_on(frames):
+    rule = scan.Rule(frames=frames)
+    # Every pattern of up to 8 votes over two notes and "not sure".
+    import itertools
+
+    for votes in itertools.product(["USD-1", "USD-100", None], repeat=min(8, frames + 3)):
+        for i, d in enumerate(run(votes, rule)):
+            if d.status == "identified":
+                assert d.label is not None
+                assert votes[i - frames + 1:i + 1] == (d.label,) * frames
+
+
+def test_announces_once_while_the_note_stays():
+    ds = run(["USD-5"] * 10)
+    assert [d.announce for d in ds] == [False, False, True] + [False] * 7
+    assert all(d.status == "identified" and d.label == "USD-5" for d in ds[2:])
+    assert [d.agreeing for d in ds[:3]] == [1, 2, 3]
+
+
+def test_a_blip_does_not_name_a_note_or_announce_again():
+    ds = run(["USD-5"] * 3 + ["USD-1"] + ["USD-5"] * 3 + [None] + ["USD-5"] * 3)
+    assert [d.label for d in ds if d.announce] == ["USD-5"]
+    assert "USD-1" not in {d.label for d in ds}
+
+
+def test_announces_again_after_the_note_left_the_view():
+    ds = run(["USD-5"] * 3 + [None] * 3 + ["USD-5"] * 3)
+    assert [i for i, d in enumerate(ds) if d.announce] == [2, 8]
+
+
+def test_a_different_note_is_announced_at_once_when_it_agrees():
+    ds = run(["USD-5"] * 3 + ["USD-20"] * 3)
+    assert [(i, d.label) for i, d in enumerate(ds) if d.announce] == [(2, "USD-5"), (5, "USD-20")]
+
+
+def test_a_long_pause_starts_the_run_over():
+    state = scan.State()
+    assert scan.step(state, "USD-10", 0.0, RULE).agreeing == 1
+    assert scan.step(state, "USD-10", 0.5, RULE).agreeing == 2
+    d = scan.step(state, "USD-10", 5.0, RULE)  # 4.5 s later: another scan
+    assert d.agreeing == 1 and d.status == "searching"
+    # A clock going backwards (another replica, a restarted client) also starts over.
+    assert scan.step(state, "USD-10", 1.0, RULE).agreeing == 1
+
+
+def test_rule_from_card_with_defaults():
+    assert scan.Rule.from_card({}) == scan.Rule(3, 2.0)
+    assert scan.Rule.from_card({"scan": {"frames": 2, "max_gap_s": 1.5}}) == scan.Rule(2, 1.5)
+
+
+def test_state_token_round_trip_and_refusals():
+    labels = {"USD-1", "USD-5", "none"}
+    state = scan.State("USD-5", 2, 12.5, "USD-1", 1)
+    assert scan.decode(scan.encode(state), labels) == state
+    forged = [base64.urlsafe_b64encode(json.dumps(x).encode()).decode() for x in (
+        {"label": "USD-7"}, {"run": -1}, {"run": True}, {"t": "now"}, {"extra": 1}, [1, 2])]
+    for token in ["", "!!!", "bm90IGpzb24", *forged]:
+        with pytest.raises(scan.ScanStateError):
+            scan.decode(token, labels)
+
+
+def test_api_scan_of_consecutive_frames(client):
+    """A client sends frames with ?scan=: the third agreeing frame names the note, once."""
+    token, seen = "new", []
+    for label in ["USD-20", "USD-20", "USD-20", "USD-20"]:
+        r = client.post(f"{PREDICT}?scan={token}", data=solid(label), content_type="image/jpeg")
+        assert r.status_code == 200
+        s = r.get_json()["scan"]
+        token = s["state"]
+        seen.append((s["status"], s["announce"], s["agreeing_frames"]))
+    assert seen == [("searching", False, 1), ("searching", False, 2), ("identified", True, 3),
+                    ("identified", False, 4)]
+    assert s["label"] == "USD-20" and s["display_name"] == "Twenty dollars"
+    assert s["value"] == 20 and s["frames_needed"] == 3
+
+
+def test_api_scan_not_sure_frames_break_the_run(client):
+    token = "new"
+    for label in ["USD-20", "USD-20", "grey", "USD-20"]:
+        s = client.post(f"{PREDICT}?scan={token}&lang=es", data=solid(label),
+                        content_type="image/jpeg").get_json()["scan"]
+        token = s["state"]
+    assert s["status"] == "searching" and s["agreeing_frames"] == 1 and s["label"] is None
+
+
+def test_api_scan_batch_counts_as_consecutive_frames(client):
+    imgs = [base64.b64encode(solid("USD-1")).decode()] * 3
+    body = client.post(f"{PREDICT}?scan=new", json={"images": imgs}).get_json()
+    assert len(body["results"]) == 3
+    assert body["scan"]["status"] == "identified" and body["scan"]["announce"] is True
+    # Without ?scan= nothing changes: no scan object.
+    assert "scan" not in client.post(PREDICT, json={"images": imgs}).get_json()
+
+
+def test_api_rejects_a_forged_scan_state(client):
+    r = client.post(f"{PREDICT}?scan=abc", data=solid("USD-1"), content_type="image/jpeg")
+    assert r.status_code == 400
+    err = r.get_json()["error"]
+    assert err["code"] == "invalid_parameter" and "scan must be 'new'" in err["message"]
