@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from model import data as mdata
-from model import evaluate, options, samples
+from model import evaluate, options, scenes
 from model.backbone import normalise
 from model.predictors import Predictor
 
@@ -66,7 +66,7 @@ def main(argv=None) -> int:
     except (OSError, ValueError, KeyError) as e:
         print(f"error: {args.bundle}: no readable card.json ({e})", file=sys.stderr)
         return 2
-    _, images, y = evaluate.validation_set(ds.split("valid"), samples.SKIMAGE_VALID,
+    _, images, y = evaluate.validation_set(ds.split("valid"), scenes.SKIMAGE_VALID,
                                            spec["height"])
     x = normalise(images[:50], spec["mean"], spec["std"])
     rows = []

@@ -130,7 +130,7 @@ def write_bundle(model_file: Path, out: Path, card: dict) -> Path:
     if model_file.stat().st_size > MAX_BUNDLE_BYTES:
         raise ValueError(f"{model_file}: {model_file.stat().st_size} bytes exceeds 15 MB")
     out.mkdir(parents=True, exist_ok=True)
-    for old in list(out.glob("model.*")):
+    for old in list(out.glob("model.*")) + list(out.glob("localiser.*")):
         old.unlink()
     dest = out / model_file.name
     shutil.copyfile(model_file, dest)
@@ -138,6 +138,26 @@ def write_bundle(model_file: Path, out: Path, card: dict) -> Path:
     (out / "card.json").write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n",
                                    encoding="utf-8")
     return dest
+
+
+def add_localiser(loc_model, out: Path, stats: dict, work: Path) -> dict:
+    """Export the note localiser (float32 .tflite: 1-2 MB) into the bundle in ``out`` and
+    name it in card.json (docs/bundle-format.md, "localiser"); returns the new card."""
+    from usbills_app import locate
+
+    path = to_tflite(loc_model, work / "localiser.tflite", "float")
+    dest = out / "localiser.tflite"
+    shutil.copyfile(path, dest)
+    card = json.loads((out / "card.json").read_text(encoding="utf-8"))
+    size = loc_model.input_shape[1]
+    card["localiser"] = {"model_file": dest.name, "format": "tflite", "sha256": sha256(dest),
+                         "input": {"height": size, "width": size},
+                         "grid": int(loc_model.output_shape[1]),
+                         "threshold": locate.THRESHOLD, "margin": locate.MARGIN,
+                         "training": stats}
+    (out / "card.json").write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n",
+                                   encoding="utf-8")
+    return card
 
 
 def median_latency_ms(pred: Predictor, images: np.ndarray, n: int = 60, mean=MEAN,

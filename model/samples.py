@@ -2,8 +2,9 @@
 
 Bills: box crops with random margins (down to about half a note), whole images that hold
 one denomination, any rotation, perspective, blur, low light, glare, JPEG artefacts.
-Negatives ("none"): regions outside every box, and other photos available offline
-(scikit-image's sample images).
+Half the box views are hand-held frames (model.handheld) cropped as the service's localiser
+crops them. Negatives ("none"): hard-negative scenes (model.scenes), photos that ship offline,
+and optionally regions outside every box.
 """
 
 from __future__ import annotations
@@ -11,22 +12,20 @@ from __future__ import annotations
 import io
 import random
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
+from model import handheld, scenes
 from model.classes import NONE
 from model.data import Item, open_rgb
+from usbills_app import locate
 
 SIZE = 224
-# scikit-image sample photos used as negatives (split by name so validation sees unseen ones).
-SKIMAGE_TRAIN = ["astronaut", "camera", "coins", "hubble_deep_field", "immunohistochemistry",
-                 "moon", "page", "text", "brick", "grass", "gravel", "colorwheel", "logo",
-                 "motorcycle_left", "rocket", "horse", "cell", "checkerboard", "clock",
-                 "sklearn:china.jpg"]
-SKIMAGE_VALID = ["chelsea", "coffee", "retina", "microaneurysms", "shepp_logan_phantom",
-                 "sklearn:flower.jpg"]
+# Share of note views rendered as hand-held frames (model.handheld), cropped as the
+# localiser crops them or left whole; the rest are the data set's photos, augmented.
+HANDHELD_SHARE = 0.5
+LOCALISED_SHARE = 0.75  # of those: the localiser's crop (else the whole frame)
 
 
 @dataclass
@@ -38,35 +37,6 @@ class Source:
     item: Item | None = None
     box: tuple[float, float, float, float] | None = None  # 0..1 coords
     photo: str | None = None  # scikit-image sample name
-
-
-@lru_cache(maxsize=64)
-def skimage_photo(name: str) -> Image.Image:
-    if name.startswith("sklearn:"):  # scikit-learn ships two photos too (china, flower)
-        from sklearn.datasets import load_sample_image
-
-        return Image.fromarray(load_sample_image(name.split(":", 1)[1])).convert("RGB")
-    from skimage import data as skdata
-
-    arr = getattr(skdata, name)()
-    if arr.dtype != np.uint8:
-        arr = (np.clip(arr, 0, 1) * 255) if arr.max() <= 1 else arr
-        arr = arr.astype(np.uint8)
-    if arr.ndim == 2:
-        arr = np.stack([arr] * 3, -1)
-    return Image.fromarray(arr[..., :3]).convert("RGB")
-
-
-def available_photos(names: list[str]) -> list[str]:
-    """Sample names that load offline (some scikit-image samples need a download)."""
-    ok = []
-    for n in names:
-        try:
-            skimage_photo(n)
-        except Exception:  # noqa: BLE001, S112 - missing optional sample: just skip it
-            continue
-        ok.append(n)
-    return ok
 
 
 def _overlap(a, b) -> float:
@@ -114,50 +84,46 @@ def sources(items: list[Item], photos: list[str], rng: random.Random,
     return out
 
 
-def synthetic_scene(rng: random.Random, size: int = 320) -> Image.Image:
-    """A procedural "nothing here" scene: surfaces, gradients, shapes, paper with text lines,
-    skin-coloured blobs (a hand), so the negative class is not only a few dozen photos."""
-    def colour():
-        return tuple(rng.randrange(256) for _ in range(3))
-
-    img = Image.new("RGB", (size, size), colour())
-    if rng.random() < 0.6:  # gradient
-        a, b = np.array(colour(), np.float32), np.array(colour(), np.float32)
-        t = np.linspace(0, 1, size, dtype=np.float32)[:, None, None]
-        grad = (a * (1 - t) + b * t) * np.ones((1, size, 1), np.float32)
-        img = Image.fromarray(grad.astype(np.uint8))
-    d = ImageDraw.Draw(img)
-    for _ in range(rng.randrange(0, 25)):
-        x0, y0 = rng.randrange(size), rng.randrange(size)
-        x1, y1 = x0 + rng.randrange(5, size), y0 + rng.randrange(5, size)
-        shape = rng.choice([d.rectangle, d.ellipse])
-        shape([x0, y0, x1, y1], fill=colour())
-    if rng.random() < 0.3:  # paper with printed lines (receipts, letters)
-        x0, y0 = rng.randrange(size // 2), rng.randrange(size // 2)
-        x1, y1 = x0 + rng.randrange(size // 3, size), y0 + rng.randrange(size // 3, size)
-        d.rectangle([x0, y0, x1, y1], fill=(rng.randrange(220, 256),) * 3)
-        for yy in range(y0 + 8, y1 - 8, rng.randrange(8, 16)):
-            d.line([x0 + 8, yy, x0 + 8 + rng.randrange(10, max(11, x1 - x0 - 16)), yy],
-                   fill=(rng.randrange(80),) * 3, width=rng.randrange(1, 4))
-    if rng.random() < 0.3:  # skin-coloured blob
-        tone = rng.choice([(224, 172, 105), (198, 134, 66), (141, 85, 36), (255, 219, 172)])
-        x0, y0 = rng.randrange(size), rng.randrange(size)
-        d.ellipse([x0 - size // 3, y0 - size // 5, x0 + size // 3, y0 + size // 5], fill=tone)
-    return img.filter(ImageFilter.GaussianBlur(rng.uniform(0, 3)))
-
-
 def _base_image(src: Source) -> Image.Image:
     if src.kind == "synthetic":
-        return synthetic_scene(random.Random(0))
-    return skimage_photo(src.photo) if src.kind == "photo" else open_rgb(src.item.path)
+        return scenes.scene(random.Random(0), (320, 320), "room")[0]
+    return scenes.photo(src.photo) if src.kind == "photo" else open_rgb(src.item.path)
+
+
+def handheld_view(src: Source, rng: random.Random, img: Image.Image, size: int,
+                  photos: list[str]) -> Image.Image:
+    """A box source as the service sees it in a hand-held frame: the note on a scene through
+    the camera (model.handheld), then the localiser's crop around it (usbills_app.locate's
+    margin, with the box off by up to 10 %) or, when it finds none, the whole frame."""
+    W, H = img.size
+    x0, y0, x1, y1 = src.box
+    note = img.crop((int(x0 * W), int(y0 * H), max(int(x0 * W) + 8, int(x1 * W)),
+                     max(int(y0 * H) + 8, int(y1 * H))))
+    f = handheld.render(note, src.label, rng, photos=photos)
+    pic = f.image
+    if rng.random() < LOCALISED_SHARE:
+        fw, fh = pic.size
+        (qx0, qy0), (qx1, qy1) = f.quad.min(0), f.quad.max(0)
+        box = [max(0.0, qx0 / fw), max(0.0, qy0 / fh), min(1.0, qx1 / fw), min(1.0, qy1 / fh)]
+        bw, bh = box[2] - box[0], box[3] - box[1]
+        box = [v + rng.uniform(-0.1, 0.1) * (bw if i % 2 == 0 else bh) for i, v in enumerate(box)]
+        box = locate.expand((min(box[0], box[2] - 0.02), min(box[1], box[3] - 0.02),
+                             box[2], box[3]), locate.MARGIN * rng.uniform(0.5, 1.5))
+        pic = locate.crop(pic, box)
+    return pic.resize((size, size), Image.Resampling.BILINEAR)
 
 
 def render(src: Source, rng: random.Random | None, img: Image.Image | None = None,
-           size: int = SIZE) -> Image.Image:
-    """The size x size picture of a source; rng=None gives the plain (validation) view."""
+           size: int = SIZE, photos: list[str] = ()) -> Image.Image:
+    """The size x size picture of a source; rng=None gives the plain (validation) view.
+    ``photos``: the sample photos hand-held frames may have behind the note."""
     if src.kind == "synthetic" and rng is not None:
-        return augment(synthetic_scene(rng), rng, size)
+        # A hard negative: a hand, a face, a card, a receipt... sometimes through the camera.
+        pic = scenes.scene(rng, rng.choice(handheld.FRAME_SIZES), photos=photos)[0]
+        return augment(handheld.camera(pic, rng) if rng.random() < 0.5 else pic, rng, size)
     img = img if img is not None else _base_image(src)
+    if src.kind == "box" and rng is not None and rng.random() < HANDHELD_SHARE:
+        return handheld_view(src, rng, img, size, photos)
     W, H = img.size
     if src.kind == "background" and rng is not None:
         # A fresh free region each time (falls back to the one found when listing sources).
@@ -204,13 +170,8 @@ def _perspective(img: Image.Image, rng: random.Random, fill) -> Image.Image:
     d = 0.12
     src = [(rng.uniform(-d, d) * w + x, rng.uniform(-d, d) * h + y)
            for x, y in [(0, 0), (w, 0), (w, h), (0, h)]]
-    dst = [(0, 0), (w, 0), (w, h), (0, h)]
-    a = []
-    for (X, Y), (x, y) in zip(dst, src, strict=True):  # solve the 8 perspective coefficients
-        a.append([X, Y, 1, 0, 0, 0, -x * X, -x * Y])
-        a.append([0, 0, 0, X, Y, 1, -y * X, -y * Y])
-    coeffs = np.linalg.solve(np.array(a, float), np.array(src, float).ravel())
-    return img.transform((w, h), Image.Transform.PERSPECTIVE, tuple(coeffs),
+    coeffs = handheld.perspective_coeffs([(0, 0), (w, 0), (w, h), (0, h)], src)
+    return img.transform((w, h), Image.Transform.PERSPECTIVE, coeffs,
                          Image.Resampling.BILINEAR, fillcolor=fill)
 
 

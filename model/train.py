@@ -26,7 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from model import backbones, evaluate, options, samples  # noqa: E402
+from model import backbones, evaluate, options, samples, scenes  # noqa: E402
 from model import data as mdata  # noqa: E402
 from model.classes import LABELS  # noqa: E402
 
@@ -101,7 +101,9 @@ def cache_key(items, args) -> str:
     for it in items:
         h.update(f"{it.path.name}|{it.label}|{it.boxes}\n".encode())
     h.update(f"{args.views_per_class}|{args.seed}|{args.size}|{args.train_photos}".encode())
-    h.update((Path(__file__).parent / "samples.py").read_bytes())
+    for module in ("samples.py", "handheld.py", "scenes.py"):
+        h.update((Path(__file__).parent / module).read_bytes())
+    h.update((REPO / "usbills_app" / "locate.py").read_bytes())
     h.update(args.backbone.encode())
     h.update(backbones.get(args.backbone).source_bytes())
     return h.hexdigest()[:16]
@@ -200,7 +202,7 @@ def render_views(train_items, args, bb, log) -> Views:
     (cached in --work: the same items, seed and settings give the same views)."""
     t0 = time.time()
     rng = random.Random(args.seed)
-    train_photos = samples.available_photos(args.train_photos)
+    train_photos = scenes.available_photos(args.train_photos)
     srcs = samples.sources(train_items, train_photos, rng, args.background_negatives,
                            args.synthetic_negatives)
     views = balanced_views(srcs, args.views_per_class, rng)
@@ -216,7 +218,8 @@ def render_views(train_items, args, bb, log) -> Views:
     else:
         lower, _ = bb.build(args.size)
         x_low = lower_features(
-            lower, lambda i: samples.render(srcs[views[i]], view_rngs[i], size=args.size),
+            lower, lambda i: samples.render(srcs[views[i]], view_rngs[i], size=args.size,
+                                            photos=train_photos),
             len(views), bb.normalise, label="views")
         args.work.mkdir(parents=True, exist_ok=True)
         np.save(cache, x_low)
@@ -259,6 +262,27 @@ def fit(v: Views, args, bb, log):
                shuffle=True)
     log(f"trained in {time.time() - t0:.0f} s")
     return full, head
+
+
+def train_localiser(srcs: list[samples.Source], args, bb, log) -> dict:
+    """The note localiser (model.localiser) on hand-held frames of the training notes: the
+    frozen lower network with its head, and its figures on 10 % of frames it did not fit."""
+    from model import localiser
+
+    t0 = time.time()
+    lower, _ = bb.build(args.size)
+    x_low, masks = localiser.train_views(
+        srcs, args.localiser_frames, args.seed + 7, lower, bb.normalise, args.size,
+        scenes.available_photos(args.train_photos), lower_features)
+    fit_n = int(len(masks) * 0.9)
+    head = localiser.fit(x_low[:fit_n], masks[:fit_n], args.localiser_epochs, args.seed,
+                         verbose=1 if sys.stdout.isatty() else 2)
+    stats = localiser.sanity(lambda x: head.predict(x.astype(np.float32), verbose=0),
+                             x_low[fit_n:], masks[fit_n:])
+    stats.update(frames=int(len(masks)), epochs=args.localiser_epochs,
+                 seconds=round(time.time() - t0))
+    log(f"localiser: {stats}")
+    return {"model": localiser.full_model(lower, head), "stats": stats}
 
 
 def train(args) -> dict:
@@ -305,6 +329,7 @@ def train(args) -> dict:
     srcs = views.srcs
     if args.calibrate:
         fold_temperature(head, args.calibration["temperature"])
+    loc = train_localiser(srcs, args, bb, log) if args.localiser_frames else None
     log(f"training done in {time.time() - t0:.0f} s")
 
     args.work.mkdir(parents=True, exist_ok=True)
@@ -316,7 +341,18 @@ def train(args) -> dict:
         for _ in range(args.calibration_images)]) if args.calibration_images else None
     served = export.half_turn_average(full) if args.half_turn else full
     result = export.export_and_choose(served, ds, args, log, cal)
+    if loc is not None:
+        result["card"] = export.add_localiser(loc["model"], Path(args.out), loc["stats"],
+                                              Path(args.work) / "export")
     log(f"wrote bundle {args.out} ({result['chosen']}) in {time.time() - t0:.0f} s total")
+    if args.handheld_eval:
+        from model import handheld_eval
+
+        try:
+            result["handheld"] = handheld_eval.evaluate_into_card(Path(args.out), ds, args, log)
+        except Exception as e:  # noqa: BLE001 - the bundle is written: say so, rerun by hand
+            log(f"hand-held evaluation failed ({type(e).__name__}: {e}); rerun "
+                "python -m model.handheld_eval")
     evaluate.write_model_card(result, ds, args.card)
     log(f"wrote {args.card}")
     return result
@@ -366,8 +402,14 @@ def parse(argv=None):
                    help="share of held-out bill pictures --threshold auto must answer")
     p.add_argument("--formats", default="tflite,onnx", help="exports to try (first is preferred)")
     p.add_argument("--version", default="1.0.0")
-    p.add_argument("--synthetic-negatives", type=int, default=20,
-                   help="procedural no-banknote scenes (each view is a new scene)")
+    p.add_argument("--synthetic-negatives", type=int, default=60,
+                   help="procedural no-banknote scenes: hands, faces, cards, receipts... "
+                   "(model.scenes; each view is a new scene)")
+    p.add_argument("--localiser-frames", type=options.whole_number(0), default=4000,
+                   help="hand-held frames the note localiser trains on (0: no localiser)")
+    p.add_argument("--localiser-epochs", type=options.whole_number(1), default=15)
+    p.add_argument("--handheld-eval", action=argparse.BooleanOptionalAction, default=True,
+                   help="run the hand-held evaluation (model.handheld_eval) on the new bundle")
     p.add_argument("--background-negatives", action="store_true",
                    help="also use regions outside the boxes as negatives (only for data sets "
                    "where every note is annotated)")
@@ -380,8 +422,8 @@ def parse(argv=None):
                    help="training views that calibrate the int8 export (0: no int8 export)")
     p.add_argument("--latency-images", type=int, default=60,
                    help="validation pictures timed per export")
-    p.add_argument("--train-photos", nargs="*", default=samples.SKIMAGE_TRAIN)
-    p.add_argument("--valid-photos", nargs="*", default=samples.SKIMAGE_VALID)
+    p.add_argument("--train-photos", nargs="*", default=scenes.SKIMAGE_TRAIN)
+    p.add_argument("--valid-photos", nargs="*", default=scenes.SKIMAGE_VALID)
     args = p.parse_args(argv)
     if args.threshold is None and not args.calibrate:
         p.error("--threshold auto needs the calibration pass (drop --no-calibrate)")

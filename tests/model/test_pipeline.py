@@ -21,7 +21,8 @@ def trained(tmp_path_factory, yolo_dir):
             "--card", str(tmp / "card.md"), "--size", "96", "--views-per-class", "3",
             "--head-epochs", "1", "--ft-epochs", "1", "--train-photos", "astronaut",
             "--valid-photos", "coffee", "--formats", "tflite,onnx",
-            "--calibration-images", "4", "--latency-images", "5", "--threshold", "auto"]
+            "--calibration-images", "4", "--latency-images", "5", "--threshold", "auto",
+            "--localiser-frames", "20", "--localiser-epochs", "1", "--no-handheld-eval"]
     assert train.main(args) == 0
     return tmp
 
@@ -32,7 +33,12 @@ def test_bundle_follows_the_contract(trained):
     bundle = trained / "bundle"
     card = json.loads((bundle / "card.json").read_text())
     model_file = bundle / card["model_file"]
-    assert sorted(p.name for p in bundle.iterdir()) == sorted(["card.json", model_file.name])
+    assert sorted(p.name for p in bundle.iterdir()) == sorted(["card.json", model_file.name,
+                                                                "localiser.tflite"])
+    loc = card["localiser"]
+    assert loc["sha256"] == hashlib.sha256((bundle / "localiser.tflite").read_bytes()).hexdigest()
+    assert loc["input"] == {"height": 96, "width": 96} and loc["grid"] == 6  # 96 / 16
+    assert loc["training"]["frames"] == 20
     assert card["format"] == model_file.suffix.lstrip(".") in ("tflite", "onnx")
     assert card["sha256"] == hashlib.sha256(model_file.read_bytes()).hexdigest()
     assert [c["label"] for c in card["classes"]] == LABELS
@@ -65,10 +71,11 @@ def test_train_without_calibration_pass(yolo_dir, tmp_path):
             "--views-per-class", "2", "--head-epochs", "1", "--ft-epochs", "0",
             "--train-photos", "astronaut", "--valid-photos", "coffee", "--formats", "tflite",
             "--calibration-images", "0", "--latency-images", "2", "--no-calibrate",
-            "--threshold", "0.7"]
+            "--threshold", "0.7", "--localiser-frames", "0", "--no-handheld-eval"]
     assert train.main(args) == 0
     card = json.loads((tmp_path / "bundle" / "card.json").read_text())
     assert card["threshold"] == 0.7 and card["training"]["calibration"] is None
+    assert "localiser" not in card  # --localiser-frames 0: whole frames only
     card_md = (tmp_path / "card.md").read_text()
     assert "No calibration pass" in card_md
     assert "Served threshold 0.7: from `--threshold`" in card_md
@@ -78,10 +85,60 @@ def test_train_without_calibration_pass(yolo_dir, tmp_path):
 def test_service_loads_the_bundle(trained):
     runtime = pytest.importorskip("usbills_app.runtime")
     model = runtime.load_model(trained / "bundle")
-    assert model.ready
+    assert model.ready and model.localiser is not None
     probs = np.asarray(model.predict(np.zeros((1, 96, 96, 3), np.float32)))
     assert probs.shape == (1, 8)
     assert abs(float(probs.sum()) - 1) < 1e-3
+    from PIL import Image
+
+    from usbills_app import inference
+
+    probs, boxes, timings = inference.classify(model, [Image.new("RGB", (320, 240))])
+    assert probs.shape == (1, 8) and "localise" in timings[0]
+    assert model.heat(Image.new("RGB", (320, 240))).shape == (6, 6)
+
+
+def test_handheld_evaluation_cli(trained, yolo_dir, tmp_path, capsys):
+    """The hand-held evaluation runs the service's pipeline on simulated frames and scans and
+    writes its figures into card.json and the model card."""
+    import shutil
+
+    from model import handheld_eval
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(trained / "bundle", bundle)
+    card_md = tmp_path / "card.md"
+    shutil.copyfile(trained / "card.md", card_md)
+    assert handheld_eval.main(["--data", str(yolo_dir), "--bundle", str(bundle), "--card",
+                               str(card_md), "--negatives", "12", "--frames-per-note", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "per frame (7 frames, threshold" in out
+    assert "same frames, whole frame only (no localiser)" in out
+    assert "negatives: " in out and "of 12 named as a note" in out
+    assert "scans, 3 agreeing frames: 7 scans" in out
+    card = json.loads((bundle / "card.json").read_text())
+    hh = card["metrics"]["handheld"]
+    assert hh["per_frame"]["frames"] == 7 and hh["negatives"]["images"] == 12
+    assert [s["frames"] for s in hh["scans"]] == [2, 3, 4] and card["scan"]["frames"] == 3
+    text = card_md.read_text()
+    assert text.count("## Hand-held evaluation") == 1 and "| frames named right | >= 95 % |" in text
+    # Run twice: the section is replaced, not repeated; same seed, same figures.
+    assert handheld_eval.main(["--data", str(yolo_dir), "--bundle", str(bundle), "--card",
+                               str(card_md), "--negatives", "12", "--frames-per-note", "1",
+                               "--no-scans"]) == 0
+    assert card_md.read_text().count("## Hand-held evaluation") == 1
+    again = json.loads((bundle / "card.json").read_text())["metrics"]["handheld"]
+    assert again["per_frame"] == hh["per_frame"] and again["negatives"] == hh["negatives"]
+    # Side by side with another bundle (here: itself, whole frames vs the same): no card change.
+    before = (bundle / "card.json").read_text()
+    assert handheld_eval.main(["--data", str(yolo_dir), "--bundle", str(bundle), "--compare",
+                               str(trained / "bundle"), "--negatives", "4", "--frames-per-note",
+                               "1", "--no-scans"]) == 0
+    assert "compared with" in capsys.readouterr().out
+    assert (bundle / "card.json").read_text() == before
+    assert handheld_eval.main(["--data", str(tmp_path / "missing"), "--bundle",
+                               str(bundle)]) == 2
+    assert "error:" in capsys.readouterr().err
 
 
 def test_exports_agree_with_keras(trained):
