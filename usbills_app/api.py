@@ -32,8 +32,17 @@ def _b64(text: object, where: str) -> bytes:
         raise ApiError(400, "invalid_base64", f"{where} is not valid base64.") from None
 
 
+def json_body() -> object:
+    """The parsed JSON body (None when it is not JSON); 400 for one nested too deeply to parse
+    (Python's parser gives up with RecursionError at about a thousand levels)."""
+    try:
+        return request.get_json(silent=True)
+    except RecursionError:
+        raise ApiError(400, "invalid_json", "The JSON body is nested too deeply.") from None
+
+
 def _from_json() -> tuple[list[bytes], bool]:
-    body = request.get_json(silent=True)
+    body = json_body()
     if body is None:
         raise ApiError(400, "invalid_json", "The body is not valid JSON.")
     if not isinstance(body, dict):
@@ -91,7 +100,8 @@ def _query_top_k(n_classes: int) -> int | None:
     raw = request.args.get("top_k")
     if raw is None:
         return None
-    if not raw.isdigit() or not 1 <= int(raw) <= n_classes:
+    # isascii: str.isdigit() also accepts digits such as "²" that int() refuses.
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= n_classes:
         raise ApiError(400, "invalid_parameter", f"top_k must be an integer 1..{n_classes}.")
     return int(raw)
 
@@ -157,7 +167,7 @@ def predict():
     top_k = _query_top_k(len(model.bundle.classes))
     lang = _lang()
     state = _scan_state(model)
-    body = request.get_json(silent=True) if request.is_json else None
+    body = json_body() if request.is_json else None
     if isinstance(body, dict) and "pixels" in body:
         # A digit as a JSON grid of grey values (usbills_app/pixels.py), one per request.
         with current_app.extensions["usbills_inflight"]:

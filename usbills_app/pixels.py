@@ -35,8 +35,11 @@ def parse(grid: object, max_value: object = None) -> np.ndarray:
     for row in grid:
         for v in row:
             # bool is an int in Python; true/false are not grey values.
-            if not isinstance(v, int | float) or isinstance(v, bool) or not math.isfinite(v):
-                raise _bad(400, f'"pixels" must hold only numbers; found {v!r}.')
+            if not isinstance(v, int | float) or isinstance(v, bool) or (
+                    isinstance(v, float) and not math.isfinite(v)):
+                raise _bad(400, f'"pixels" must hold only numbers; found {str(v)[:20]!r}.')
+            if isinstance(v, int) and not -(2**53) < v < 2**53:  # float32 would overflow
+                raise _bad(422, f'"pixels" values must be grey levels; found {str(v)[:20]}...')
     if not (MIN_SIDE <= h <= MAX_SIDE and MIN_SIDE <= w <= MAX_SIDE):
         raise _bad(422, f'"pixels" is {h}x{w}; accepted sizes are {MIN_SIDE}x{MIN_SIDE} to '
                         f"{MAX_SIDE}x{MAX_SIDE} (8x8 0..16 like load_digits, "

@@ -119,3 +119,16 @@ def test_damaged_real_images(fuzz_client, fmt, flips, cut):
     resp = fuzz_client.post(PREDICT, data=bytes(data), content_type="image/jpeg")
     if resp.status_code != 200:
         assert_json_4xx(resp)
+
+
+@pytest.mark.parametrize(("path", "body", "needle"), [
+    ("/api/v1/predict?top_k=\u00b2", None, "top_k must be an integer"),  # "²".isdigit()
+    ("/api/v1/predict", "[" * 5000 + "]" * 5000, "nested too deeply"),
+    ("/api/v1/predict", '{"pixels": ' + "[" * 3000 + "]" * 3000 + "}", "nested too deeply"),
+])
+def test_inputs_that_once_gave_500s(fuzz_client, path, body, needle):
+    kw = {"data": body, "content_type": "application/json"} if body else {
+        "data": b"x", "content_type": "image/jpeg"}
+    r = fuzz_client.post(path, **kw)
+    assert r.status_code == 400, r.get_data(as_text=True)
+    assert needle in r.get_json()["error"]["message"]

@@ -60,6 +60,7 @@ def test_mnist_sized_grid_and_max_value(digits_client, held_out):
     ([[0] * 300] * 8, 422, "accepted sizes"),
     ([[0] * 8] * 7 + [[0] * 7 + [17]], 422, "0..16"),
     ([[0] * 28] * 27 + [[0] * 27 + [-1]], 422, "0..255"),
+    ([[0] * 8] * 7 + [[0] * 7 + [10**400]], 422, "grey levels"),  # was an OverflowError 500
 ])
 def test_bad_grids_get_clear_errors(digits_client, pixels, status, needle):
     r = digits_client.post("/api/v1/predict", json={"pixels": pixels})
