@@ -50,6 +50,15 @@ def record_prediction(label: str, identified: bool, timings_ms: dict) -> None:
             STAGE.labels(stage).observe(timings_ms[stage] / 1000)
 
 
+# HTTP methods counted by name; any other (clients may send any token) counts as "other",
+# so a client cannot grow /metrics without bound.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+
+
+def _method() -> str:
+    return request.method if request.method in METHODS else "other"
+
+
 def _endpoint() -> str:
     # The route pattern, not the raw path: bounded label cardinality.
     return request.url_rule.rule if request.url_rule else "unmatched"
@@ -64,7 +73,7 @@ def init_app(app: Flask) -> None:
     def _count(resp):
         ep = _endpoint()
         if ep != "/metrics":
-            REQUESTS.labels(request.method, ep, str(resp.status_code)).inc()
+            REQUESTS.labels(_method(), ep, str(resp.status_code)).inc()
             if "_t0" in g:
                 LATENCY.labels(ep).observe(time.perf_counter() - g._t0)
         return resp
@@ -76,4 +85,5 @@ def init_app(app: Flask) -> None:
             multiprocess.MultiProcessCollector(registry)
         else:
             registry = REGISTRY
-        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+        # CONTENT_TYPE_LATEST already names its charset: as content_type, Flask adds none.
+        return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

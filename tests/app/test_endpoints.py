@@ -67,3 +67,13 @@ def test_metrics(client):
         text)
     assert 'usbills_http_request_duration_seconds_bucket{endpoint="/api/v1/predict"' in text
     assert 'usbills_predict_stage_seconds_count{stage="inference"}' in text
+
+
+def test_metrics_stay_bounded_under_made_up_methods(client):
+    """Any token is a valid HTTP method: made-up ones count as "other", not a series each."""
+    for i in range(50):
+        client.open("/api/v1/predict", method=f"X{i}ZZ")
+    r = client.get("/metrics")
+    assert r.headers["Content-Type"].count("charset") == 1
+    text = r.get_data(as_text=True)
+    assert "X1ZZ" not in text and 'method="other"' in text
