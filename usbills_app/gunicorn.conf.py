@@ -40,6 +40,17 @@ worker_class = "gthread"
 # runtime a thread pool, which fork does not copy (a forked worker can hang), so then each
 # worker loads its own model after fork.
 preload_app = _s.inference_threads == 1
+if not preload_app:
+    # Workers load the bundle after fork: check it here first (one thread, then dropped), so
+    # a bad bundle stops gunicorn with its one line instead of workers failing to boot for ever.
+    from usbills_app import runtime  # noqa: E402
+    from usbills_app.bundle import BundleError  # noqa: E402
+
+    try:
+        runtime.load_model(_s.model_dir, threads=1, warm=False)
+    except BundleError as e:
+        print(f"usbills: model bundle error: {e}", file=sys.stderr, flush=True)
+        sys.exit(2)
 timeout = 60  # the first request after start may decode a big photo on a cold cache
 graceful_timeout = 20  # SIGTERM: finish in-flight requests, then exit (compose stop waits 30 s)
 keepalive = 5  # behind nginx, which keeps upstream connections

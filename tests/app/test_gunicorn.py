@@ -99,6 +99,24 @@ def test_missing_bundle_stops_gunicorn_with_one_line(tmp_path):
     assert "Traceback" not in out
 
 
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_corrupt_bundle_stops_gunicorn_with_one_line(bundle_dir, tmp_path, threads):
+    """Also with INFERENCE_THREADS > 1, where workers load the model after fork (they used to
+    respawn for ever)."""
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(bundle_dir, bad)
+    model_file = next(bad.glob("model.*"))
+    model_file.write_bytes(model_file.read_bytes()[:-10])
+    p = run_gunicorn({"MODEL_DIR": str(bad), "INFERENCE_THREADS": threads,
+                      "WEB_CONCURRENCY": "2"}, tmp_path)
+    assert p.returncode != 0
+    out = p.stdout + p.stderr
+    assert out.count("usbills: model bundle error:") == 1 and "does not match card.json" in out
+    assert "Traceback" not in out and "Booting worker" not in out
+
+
 def test_inference_threads_with_several_workers(bundle_dir, tmp_path):
     # INFERENCE_THREADS > 1: the model is loaded after fork (a runtime thread pool does not
     # survive fork); every worker must answer.
