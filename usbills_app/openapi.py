@@ -81,16 +81,21 @@ def spec(settings: Settings) -> dict:
                         "content": {
                             "multipart/form-data": {
                                 "schema": {"type": "object", "properties": {"image": {
-                                    "type": "array",
+                                    "type": "array", "minItems": 1,
+                                    "maxItems": settings.max_batch,
                                     "items": {"type": "string", "format": "binary"},
-                                    "description": "repeat the field for a batch"}}},
+                                    "description": "repeat the field for a batch"}},
+                                    "required": ["image"]},
                             },
-                            "image/*": {"schema": {"type": "string", "format": "binary"}},
+                            **{t: {"schema": {"type": "string", "format": "binary"}}
+                               for t in ("image/jpeg", "image/png", "image/webp", "image/heic",
+                                         "image/heif", "application/octet-stream")},
                             "application/json": {"schema": {"oneOf": [
                                 {"type": "object", "properties": {"image": b64},
                                  "required": ["image"]},
                                 {"type": "object", "properties": {
-                                    "images": {"type": "array", "items": b64, "minItems": 1}},
+                                    "images": {"type": "array", "items": b64, "minItems": 1,
+                                               "maxItems": settings.max_batch}},
                                  "required": ["images"]},
                                 {"type": "object", "description": (
                                     "one image as grey values, light on dark: 8x8 to 256x256; "
@@ -101,8 +106,9 @@ def spec(settings: Settings) -> dict:
                                                "items": {"type": "array", "minItems": 8,
                                                          "maxItems": 256,
                                                          "items": {"type": "number"}}},
-                                    "max_value": {"type": "number", "minimum": 1,
-                                                  "maximum": 65535}},
+                                    "max_value": {"type": ["number", "null"], "minimum": 1,
+                                                  "maximum": 65535,
+                                                  "description": "null: the default range"}},
                                  "required": ["pixels"]},
                             ]}},
                         },
@@ -143,7 +149,8 @@ def spec(settings: Settings) -> dict:
             "BatchAnswer": {"type": "object", "properties": {
                 "results": {"type": "array", "items": {"$ref": "#/components/schemas/Answer"}},
                 "model": {"$ref": "#/components/schemas/ModelRef"},
-                "scan": {"$ref": "#/components/schemas/Scan"}}},
+                "scan": {"$ref": "#/components/schemas/Scan"}},
+                "required": ["results", "model"]},
             "Scan": {"type": "object", "description": (
                 "The scan-level decision (with ?scan=): a note is identified only when "
                 "frames_needed consecutive frames name it"), "properties": {

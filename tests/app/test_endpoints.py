@@ -77,3 +77,31 @@ def test_metrics_stay_bounded_under_made_up_methods(client):
     assert r.headers["Content-Type"].count("charset") == 1
     text = r.get_data(as_text=True)
     assert "X1ZZ" not in text and 'method="other"' in text
+
+
+def test_answers_match_the_openapi_schemas(client):
+    """Real answers validate against the schema the document gives them, and only that one of
+    the 200 response's oneOf (an Answer is no BatchAnswer and the other way round)."""
+    import base64
+
+    import jsonschema
+
+    spec = client.get("/api/v1/openapi.json").get_json()
+
+    def valid(doc, name):
+        schema = {"$ref": f"#/components/schemas/{name}", "components": spec["components"]}
+        return jsonschema.Draft202012Validator(schema).is_valid(doc)
+
+    single = client.post("/api/v1/predict?scan=new", data=solid("USD-1"),
+                         content_type="image/jpeg").get_json()
+    b64 = base64.b64encode(solid("USD-5")).decode()
+    batch = client.post("/api/v1/predict?scan=new", json={"images": [b64, b64]}).get_json()
+    assert valid(single, "Answer") and not valid(single, "BatchAnswer")
+    assert valid(batch, "BatchAnswer") and not valid(batch, "Answer")
+    assert valid(single["scan"], "Scan") and valid(batch["scan"], "Scan")
+    body = spec["paths"]["/api/v1/predict"]["post"]["requestBody"]["content"]
+    assert "image/gif" not in body and "image/*" not in body and "image/jpeg" in body
+    assert body["multipart/form-data"]["schema"]["required"] == ["image"]
+    images = next(o for o in body["application/json"]["schema"]["oneOf"]
+                  if "images" in o["properties"])["properties"]["images"]
+    assert images["maxItems"] == 8  # MAX_BATCH's default
