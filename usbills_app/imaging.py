@@ -7,6 +7,7 @@ decompression bombs, truncated files and non-images are refused with an ApiError
 from __future__ import annotations
 
 import io
+import threading
 import warnings
 
 import numpy as np
@@ -27,6 +28,17 @@ HEIF = _heif is not None
 
 ALLOWED = {"JPEG", "PNG", "WEBP", "HEIF", "MPO"}  # MPO: multi-picture JPEG from some cameras
 FORMATS_TEXT = "JPEG, PNG, WebP or HEIC"
+DRAFT = {"JPEG", "MPO"}  # decoded at reduced scale (Image.draft): memory stays small
+# Other formats decode at full size (4 bytes a pixel and a copy or two): a 2 KB lossless WebP of
+# 50 M pixels took a worker to 876 MB. Phones send at most 12-13 MP in those formats (a 12 MP
+# iPhone HEIC is 12.2 MP), and one such decode at a time per worker bounds the peak.
+MAX_FULL_DECODE_PIXELS = 13_000_000
+_full_decode = threading.BoundedSemaphore(1)
+FULL_DECODE_WAIT_S = 10
+# A progressive JPEG is a handful of scans (libjpeg writes 10); thousands of repeated scans
+# make a 473 KB file take 42 s of CPU to decode. The SOS marker (FF DA) cannot occur inside
+# entropy-coded data (0xFF is stuffed there), so counting it bounds the work before decoding.
+MAX_JPEG_SCANS = 100
 
 
 def decode(data: bytes, size: tuple[int, int], max_pixels: int, mode: str = "RGB") -> Image.Image:
@@ -50,12 +62,23 @@ def decode(data: bytes, size: tuple[int, int], max_pixels: int, mode: str = "RGB
                     422, "image_too_large",
                     f"The image has {w}x{h} pixels, more than the {max_pixels} allowed.",
                 )
-            if fmt in ("JPEG", "MPO"):
+            if fmt in DRAFT:
+                if data.count(b"\xff\xda") > MAX_JPEG_SCANS:
+                    raise ApiError(422, "invalid_image",
+                                   f"The JPEG has more than {MAX_JPEG_SCANS} scans; no camera "
+                                   "writes that many.")
                 # Let libjpeg decode at 1/2, 1/4 or 1/8 scale: either side may end up as
                 # the height after EXIF rotation, so ask for the larger target on both.
                 side = max(size)
                 img.draft(mode, (side, side))
-            img.load()
+                img.load()
+            else:
+                if w * h > MAX_FULL_DECODE_PIXELS:
+                    raise ApiError(
+                        422, "image_too_large",
+                        f"The {fmt} image has {w}x{h} pixels; PNG, WebP and HEIC images may "
+                        f"have at most {MAX_FULL_DECODE_PIXELS} (JPEG up to {max_pixels}).")
+                _load_full(img)
             img = _upright(img)
             if img.mode != mode:
                 if img.mode in ("I;16", "I;16B", "I", "F"):
@@ -78,6 +101,20 @@ def decode(data: bytes, size: tuple[int, int], max_pixels: int, mode: str = "RGB
         raise ApiError(
             422, "invalid_image", f"The image could not be decoded ({_short(e)})."
         ) from None
+
+
+def _load_full(img: Image.Image) -> None:
+    """Decode at full size, one big picture at a time per worker (see MAX_FULL_DECODE_PIXELS)."""
+    if img.width * img.height <= 2_000_000:
+        img.load()
+        return
+    if not _full_decode.acquire(timeout=FULL_DECODE_WAIT_S):
+        raise ApiError(429, "busy", "The server is busy; retry in a second.",
+                       {"Retry-After": "1"})
+    try:
+        img.load()
+    finally:
+        _full_decode.release()
 
 
 def _upright(img: Image.Image) -> Image.Image:

@@ -97,3 +97,42 @@ def test_corrupt_exif_never_crashes(flips, cut):
         assert e.status == 422
     else:
         assert sorted(out.size) == [48, 64]
+
+
+def test_jpeg_with_thousands_of_scans_is_refused_before_decoding():
+    """A progressive-JPEG scan bomb: its decode time grows with the number of scans."""
+    import io
+    import time
+
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64), (10, 200, 30)).save(buf, "JPEG", progressive=True)
+    data = buf.getvalue()
+    sos = data.index(b"\xff\xda")
+    bomb = data[:-2] + data[sos:-2] * 300 + b"\xff\xd9"  # the scans again and again
+    t0 = time.perf_counter()
+    with pytest.raises(ApiError) as e:
+        decode(bomb, (256, 256), 50_000_000)
+    assert e.value.status == 422 and "scans" in e.value.message
+    assert time.perf_counter() - t0 < 1
+    assert decode(data, (256, 256), 50_000_000).size == (64, 64)  # a normal progressive one
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP"])
+def test_full_size_formats_have_a_lower_pixel_cap_than_jpeg(fmt):
+    """PNG/WebP/HEIC decode at full size (a 2 KB lossless WebP can be 50 M pixels): at most
+    13 M pixels; a JPEG of the same size decodes at reduced scale and is accepted."""
+    import io
+
+    big = Image.new("RGB", (4000, 3500))  # 14 M pixels
+    buf = io.BytesIO()
+    big.save(buf, fmt, **({"lossless": True} if fmt == "WEBP" else {}))
+    with pytest.raises(ApiError) as e:
+        decode(buf.getvalue(), (256, 256), 50_000_000)
+    assert e.value.status == 422 and "at most 13000000" in e.value.message
+    buf = io.BytesIO()
+    big.save(buf, "JPEG")
+    assert max(decode(buf.getvalue(), (256, 256), 50_000_000).size) < 1000
+    phone = Image.new("RGB", (4032, 3024))  # a 12 MP phone picture is fine in any format
+    buf = io.BytesIO()
+    phone.save(buf, "PNG")
+    assert decode(buf.getvalue(), (256, 256), 50_000_000).size == (4032, 3024)
