@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None, *, load: bool = True,
     app.extensions["usbills"] = model
     app.extensions["usbills_inflight"] = Inflight(settings.gunicorn_threads * 2)
     register_error_handlers(app)
+    app.before_request(_buffer_chunked_body)
     metrics.init_app(app)
     app.register_blueprint(health)
     app.register_blueprint(bp)
@@ -84,6 +85,26 @@ def create_app(settings: Settings | None = None, *, load: bool = True,
 
     app.register_blueprint(pages.bp)
     return app
+
+
+def _buffer_chunked_body() -> None:
+    """A chunked body (no Content-Length) is read here, up to MAX_UPLOAD_MB: Werkzeug would cut
+    it at the limit without a word (a 200, 400 or 422 for half a photo); over the limit it is a
+    413 like any other upload. Uploads are read into memory anyway."""
+    from flask import current_app, request
+
+    env = request.environ
+    if request.content_length is not None or "wsgi.input_terminated" not in env:
+        return
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    data = env["wsgi.input"].read(limit + 1)
+    if len(data) > limit:
+        from werkzeug.exceptions import RequestEntityTooLarge
+
+        raise RequestEntityTooLarge()
+    env["wsgi.input"] = io.BytesIO(data)
+    env["CONTENT_LENGTH"] = str(len(data))
+    env.pop("HTTP_TRANSFER_ENCODING", None)
 
 
 def _fail(line: str):

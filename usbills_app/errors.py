@@ -67,6 +67,11 @@ def register_error_handlers(app: Flask) -> None:
         if status == 413:
             limit = app.config["USBILLS_SETTINGS"].max_upload_mb
             message = f"The upload is larger than the {limit:g} MB limit (MAX_UPLOAD_MB)."
+            length = request.content_length
+            if length is not None and length <= app.config["MAX_CONTENT_LENGTH"]:
+                # Within the size limit: Werkzeug's other 413 is a form of too many parts.
+                message = (f"The form has more than {app.config['MAX_FORM_PARTS']} parts; send "
+                           "one field per image.")
         headers = {}
         if status == 405 and getattr(err, "valid_methods", None):
             headers["Allow"] = ", ".join(sorted(err.valid_methods))

@@ -380,3 +380,28 @@ def test_predict_image_entry_point(app):
 def test_answers_are_json_serialisable(client):
     r = client.post(PREDICT, data=solid("USD-1"), content_type="image/jpeg")
     json.dumps(r.get_json())
+
+
+def test_chunked_body_over_the_limit_is_a_413_not_cut(make_app):
+    """A body without Content-Length (Transfer-Encoding: chunked, as gunicorn passes it) was
+    cut at MAX_UPLOAD_MB without a word; now it is refused like any other big upload."""
+    c = make_app(max_upload_mb=1).test_client()
+    photo = solid("USD-50", size=(64, 64))
+    big = photo + b"\0" * (2 * 1024 * 1024)
+    for body, status in ((big, 413), (photo, 200)):
+        r = c.post(PREDICT, input_stream=io.BytesIO(body), content_type="image/jpeg",
+                   environ_overrides={"wsgi.input_terminated": True},
+                   headers={"Transfer-Encoding": "chunked"})
+        assert r.status_code == status, r.get_data(as_text=True)
+    assert "1 MB limit" in c.post(PREDICT, input_stream=io.BytesIO(big), content_type="image/jpeg",
+                                  environ_overrides={"wsgi.input_terminated": True}).get_json(
+        )["error"]["message"]
+    assert r.get_json()["label"] == "USD-50"
+
+
+def test_too_many_form_parts_says_so(client):
+    fields = {f"f{i}": "x" for i in range(1200)}
+    r = client.post(PREDICT, data=fields, content_type="multipart/form-data",
+                    headers={"Accept": "application/json"})
+    assert r.status_code == 413
+    assert "more than 1000 parts" in r.get_json()["error"]["message"]

@@ -33,6 +33,14 @@ def test_errors_over_http(server):
     assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
     r = requests.get(server.url + "/api/v1/predict", timeout=5)
     assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"
+    # Chunked (a generator body: no Content-Length): over the limit a 413, under it an answer.
+    chunks = (b"\0" * (1024 * 1024) for _ in range(11))
+    r = requests.post(server.url + "/api/v1/predict", data=chunks,
+                      headers={"Content-Type": "image/jpeg"}, timeout=30)
+    assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
+    r = requests.post(server.url + "/api/v1/predict", data=iter([solid("USD-2")]),
+                      headers={"Content-Type": "image/jpeg"}, timeout=30)
+    assert r.status_code == 200 and r.json()["label"] == "USD-2"
 
 
 def test_metrics_aggregate_workers(server):
