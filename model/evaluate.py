@@ -500,6 +500,8 @@ def write_model_card(result: dict, ds: mdata.Dataset, path: Path) -> None:
           "python -m model.train --data ../shared/data/usbills      # trains, exports, writes "
           "bundle + this card",
           "python -m model.evaluate --data ../shared/data/usbills   # re-evaluates the bundle",
+          "python -m model.handheld_eval --data ../shared/data/usbills   # hand-held frames, "
+          "negatives, scans",
           "```", ""]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(t), encoding="utf-8")
