@@ -145,6 +145,7 @@ def add_localiser(loc_model, out: Path, stats: dict, work: Path) -> dict:
     name it in card.json (docs/bundle-format.md, "localiser"); returns the new card."""
     from usbills_app import locate
 
+    work.mkdir(parents=True, exist_ok=True)
     path = to_tflite(loc_model, work / "localiser.tflite", "float")
     dest = out / "localiser.tflite"
     shutil.copyfile(path, dest)

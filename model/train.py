@@ -343,7 +343,7 @@ def train(args) -> dict:
     result = export.export_and_choose(served, ds, args, log, cal)
     if loc is not None:
         result["card"] = export.add_localiser(loc["model"], Path(args.out), loc["stats"],
-                                              Path(args.work) / "export")
+                                              Path(args.work) / "localiser")
     log(f"wrote bundle {args.out} ({result['chosen']}) in {time.time() - t0:.0f} s total")
     if args.handheld_eval:
         from model import handheld_eval
