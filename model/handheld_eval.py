@@ -118,9 +118,10 @@ def scan_figures(seq_votes: list[list[str | None]], truth: list[int], entering: 
 
 def evaluate(bundle: Path, ds: mdata.Dataset, seed: int = SEED, per_note: int = 3,
              negatives: int = 400, scans: bool = True, log=print,
-             compare: Path | None = None) -> dict:
+             compare: Path | None = None, thresholds: list[float] | None = None) -> dict:
     """The figures of the module docstring; ``compare``: another bundle run on the same frames,
-    frame by frame in turn with this one (so their times share the machine's load)."""
+    frame by frame in turn with this one (so their times share the machine's load);
+    ``thresholds``: the main figures again at each of these thresholds ("sweep")."""
     from usbills_app import inference, runtime
 
     t0 = time.time()
@@ -200,10 +201,24 @@ def evaluate(bundle: Path, ds: mdata.Dataset, seed: int = SEED, per_note: int = 
         seq_votes = [votes(p, thr) for p in seq_probs]
         truth = [c for _, c, _ in notes]
         result["scans"] = [scan_figures(seq_votes, truth, 2, k) for k in SCAN_FRAMES]
+    if thresholds:
+        result["sweep"] = [sweep_point(t, probs, y, nprobs, seq_probs if scans else None,
+                                       [c for _, c, _ in notes]) for t in thresholds]
     result["server_ms_p50"] = round(float(np.median(ms)), 2)
     result["localiser"] = model.localiser is not None
     result["seconds"] = round(time.time() - t0)
     return result
+
+
+def sweep_point(thr: float, probs, y, nprobs, seq_probs, truth) -> dict:
+    """Frames, negatives and scans as the service would answer them at threshold ``thr``."""
+    named = (nprobs.max(1) >= thr) & (nprobs.argmax(1) != NONE)
+    point = {"threshold": thr, "per_frame": frame_figures(probs, y, thr),
+             "negatives_answered": round(float(named.mean()), 4)}
+    if seq_probs is not None:
+        point["scans"] = [scan_figures([votes(p, thr) for p in seq_probs], truth, 2, k)
+                          for k in SCAN_FRAMES]
+    return point
 
 
 def format_result(r: dict) -> str:
@@ -237,6 +252,14 @@ def format_result(r: dict) -> str:
                      f"{100 * c['per_frame']['wrong']:.2f} % ({c['per_frame']['wrong_count']}), "
                      f"negatives named {100 * c['negatives_answered']:.2f} %; server time p50 "
                      f"{c['server_ms_p50']} ms against {c['this_server_ms_p50']} ms")
+    for pt in r.get("sweep", []):
+        f = pt["per_frame"]
+        line = (f"at threshold {pt['threshold']}: frames right {100 * f['right']:.1f} %, wrong "
+                f"{100 * f['wrong']:.2f} %; negatives named {100 * pt['negatives_answered']:.2f} %")
+        for s in pt.get("scans", []):
+            line += (f"; scans of {s['frames']}: right {100 * s['right_within_2s']:.1f} %, "
+                     f"wrong {100 * s['wrong']:.2f} %")
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -330,6 +353,9 @@ def main(argv=None) -> int:
     p.add_argument("--compare", type=Path, metavar="BUNDLE",
                    help="also run another bundle on the same frames, in turn with this one "
                    "(accuracy and server time side by side); implies --no-card")
+    p.add_argument("--thresholds", type=options.thresholds, metavar="T,T,...",
+                   help="also give the main figures at each of these thresholds (to choose the "
+                   "served one; use another --seed than the reported one); implies --no-card")
     p.add_argument("--card", type=Path, default=REPO / "docs" / "model-card.md")
     args = p.parse_args(argv)
     if not (args.bundle / "card.json").is_file():
@@ -341,12 +367,12 @@ def main(argv=None) -> int:
     try:
         ds = mdata.dedup(mdata.load(args.data, args.image_labels))
         result = evaluate(args.bundle, ds, args.seed, args.frames_per_note, args.negatives,
-                          not args.no_scans, compare=args.compare)
+                          not args.no_scans, compare=args.compare, thresholds=args.thresholds)
     except (mdata.DataError, BundleError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(format_result(result))
-    if not args.no_card and args.compare is None:
+    if not args.no_card and args.compare is None and not args.thresholds:
         write_into_card(args.bundle, result)
         update_card_section(args.card, result)
         print(f"wrote {args.bundle / 'card.json'} and {args.card}")

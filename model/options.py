@@ -32,3 +32,8 @@ def whole_number(lo: int):
             raise argparse.ArgumentTypeError(f"{text!r}: must be a whole number >= {lo}")
         return int(text)
     return check
+
+
+def thresholds(text: str) -> list[float]:
+    """A comma-separated list of thresholds, each as ``threshold`` accepts it."""
+    return [threshold(t.strip()) for t in text.split(",")]

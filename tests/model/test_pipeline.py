@@ -136,6 +136,14 @@ def test_handheld_evaluation_cli(trained, yolo_dir, tmp_path, capsys):
                                "1", "--no-scans"]) == 0
     assert "compared with" in capsys.readouterr().out
     assert (bundle / "card.json").read_text() == before
+    # A threshold sweep prints one line per threshold and leaves the card alone.
+    assert handheld_eval.main(["--data", str(yolo_dir), "--bundle", str(bundle), "--seed", "7",
+                               "--negatives", "4", "--frames-per-note", "1",
+                               "--thresholds", "0.5,0.9"]) == 0
+    out = capsys.readouterr().out
+    assert "at threshold 0.5: frames right" in out and "scans of 3: right" in out
+    assert "at threshold 0.9: frames right" in out
+    assert (bundle / "card.json").read_text() == before
     assert handheld_eval.main(["--data", str(tmp_path / "missing"), "--bundle",
                                str(bundle)]) == 2
     assert "error:" in capsys.readouterr().err
