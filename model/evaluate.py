@@ -378,6 +378,7 @@ def write_model_card(result: dict, ds: mdata.Dataset, path: Path) -> None:
         f"- Served threshold {thr}: "
         + (f"the highest that still answers {100 * cal['target_coverage']:g} % of the held-out "
            "notes (`--threshold auto`)" if cal and cal["auto"] and cal["threshold"] == thr
+           else info["threshold_choice"] if info.get("threshold_choice")
            else "from `--threshold` (default 0.8: name a denomination when at least 80 % sure)")
         + (f"; on the held-out notes it answers {pct(cal['coverage'])} of them, "
            f"{pct(cal['answered_accuracy'])} of those right." if cal and cal["threshold"] == thr
@@ -482,9 +483,9 @@ def write_model_card(result: dict, ds: mdata.Dataset, path: Path) -> None:
           "- The photos are web images (catalogue scans, stock photos, souvenir notes), not phone "
           "camera frames; real phone photos in poor light or at odd angles will do worse than "
           "the figures above, and the validation split is small (see the counts).",
-          f"- The figures are those of one training run (seed {info.get('seed', 0)}): on the "
-          "usbills data seeds 0-2 of the same command gave 96.4-97.1 % top-1 and can miss "
-          "targets this run meets (docs/benchmarks.md, \"Ten fine-tuning epochs\").",
+          f"- The figures are those of one training run (seed {info.get('seed', 0)}); other "
+          "seeds of this recipe were not trained (a run takes about an hour on the 2-core "
+          "build machine), so how far retraining alone moves them is not measured.",
           "- Negatives are procedural scenes (drawn hands, faces, wallets, cards, receipts, "
           "screens) and a few dozen sample photos, not photos of those things; coins and "
           "foreign currency were never seen and may be answered as a denomination. Foreign "
