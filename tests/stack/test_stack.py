@@ -6,12 +6,15 @@ tests come last because they change it.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import hashlib
 import json
 import os
 import re
 import shutil
 import signal
+import threading
 from pathlib import Path
 
 import pytest
@@ -210,6 +213,58 @@ def test_bad_settings_stop_with_one_line(stack, tmp_path):
     proc = sh("scripts/up", "--local", env=env, check=False)
     assert proc.returncode != 0
     assert "not readable by the app's user" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_bad_bundle_leaves_the_running_site_serving(stack, tmp_path):
+    """A bundle that passes scripts/up's file checks but that the app cannot open: scripts/up
+    stops with the loader's one line, and the running site answers throughout (issue 26.7)."""
+    bad = tmp_path / "bad-bundle"
+    shutil.copytree(stack.env["MODEL_BUNDLE_DIR"], bad)
+    card = json.loads((bad / "card.json").read_text())
+    model = bad / card["model_file"]
+    model.write_bytes(b"not a model" * 100)
+    card["sha256"] = hashlib.sha256(model.read_bytes()).hexdigest()
+    (bad / "card.json").write_text(json.dumps(card))
+    for p in (bad, *bad.iterdir()):
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    before = {s: stack.container(s) for s in SERVICES}
+
+    with requests_under_load(stack) as outcome:
+        proc = sh("scripts/up", "--local", env=dict(stack.env, MODEL_BUNDLE_DIR=str(bad)),
+                  check=False, timeout=300)
+    assert proc.returncode != 0
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("up: error: usbills: model bundle error: "), last
+    assert "cannot open model.tflite" in last and "nothing was changed" in last
+    assert outcome["failures"] == [] and len(outcome["answered"]) >= 10
+    assert {s: stack.container(s) for s in SERVICES} == before
+    assert stack.health("app") == "healthy"
+
+
+@contextlib.contextmanager
+def requests_under_load(stack):
+    """Predictions a few times a second (as a phone scanning sends them) while the block runs
+    and for 3 s after it, when a replaced app would be restarting; yields their outcome."""
+    outcome = {"failures": [], "answered": []}
+    stop = threading.Event()
+
+    def load():
+        while not stop.is_set():
+            try:
+                r = predict(stack)
+                outcome["answered" if r.status_code == 200 else "failures"].append(r.status_code)
+            except requests.RequestException as e:
+                outcome["failures"].append(repr(e))
+            stop.wait(0.2)
+
+    worker = threading.Thread(target=load)
+    worker.start()
+    try:
+        yield outcome
+        stop.wait(3)
+    finally:
+        stop.set()
+        worker.join()
 
 
 def image_ids() -> list[str]:
