@@ -241,6 +241,31 @@ def test_bad_bundle_leaves_the_running_site_serving(stack, tmp_path):
     assert stack.health("app") == "healthy"
 
 
+def test_bundle_swap_answers_every_request(stack, tmp_path):
+    """scripts/up with another bundle under load: a second app takes over before the first
+    stops, no request fails, and the swap back leaves the site as it was (issue 26.8)."""
+    new = tmp_path / "new-bundle"
+    shutil.copytree(stack.env["MODEL_BUNDLE_DIR"], new)
+    card = json.loads((new / "card.json").read_text())
+    card["version"] = "9.9.9-swap"
+    (new / "card.json").write_text(json.dumps(card))
+    for p in (new, *new.iterdir()):
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    old_app, nginx = stack.container("app"), stack.container("nginx")
+    version = requests.get(f"{stack.url}/api/v1/model", timeout=10).json()["version"]
+
+    for bundle, expected in ((new, "9.9.9-swap"), (stack.env["MODEL_BUNDLE_DIR"], version)):
+        with requests_under_load(stack) as outcome:
+            proc = sh("scripts/up", "--local", env=dict(stack.env, MODEL_BUNDLE_DIR=str(bundle)),
+                      timeout=300)
+        assert "replacing the app with no downtime" in proc.stderr
+        assert outcome["failures"] == [] and len(outcome["answered"]) >= 10
+        assert requests.get(f"{stack.url}/api/v1/model", timeout=10).json()["version"] == expected
+        assert stack.container("app") != old_app and stack.container("nginx") == nginx
+        assert stack.health("app") == "healthy"
+        old_app = stack.container("app")
+
+
 @contextlib.contextmanager
 def requests_under_load(stack):
     """Predictions a few times a second (as a phone scanning sends them) while the block runs

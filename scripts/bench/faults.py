@@ -1,0 +1,231 @@
+"""Fault benchmark of the US-bills site stack on the local Docker engine, under load.
+
+Brings the stack up with `scripts/up --local` (unique project, its own port), sends a GET
+/api/v1/model and a POST /api/v1/predict in turn about 5 times a second, and while that runs:
+swaps the bundle with scripts/up (and back), swaps it with plain `docker compose up -d`, tries a
+bundle the app cannot open, and `docker kill`s each container of the site. For each it reports
+requests sent, failed (any answer but 200, or no answer), the seconds in which they failed and,
+for a kill, the seconds until the killed container is healthy again. Writes
+artifacts/bench-faults.{json,md}; the stack is removed afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from stack import ART, ROOT, make_bundle, small_jpeg  # noqa: E402 (the sibling benchmark)
+
+SERVICES = ("app", "nginx", "watchdog")
+
+
+def sh(*cmd, env=None, check=True, timeout=600) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT,
+                          timeout=timeout, check=False)
+    if check and proc.returncode != 0:
+        sys.exit(f"bench-faults: {' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Load:
+    """Requests a few times a second, as a phone scanning sends them, each one timed."""
+
+    def __init__(self, url: str, jpeg: bytes):
+        self.url, self.jpeg = url, jpeg
+        self.results: list[tuple[float, bool]] = []  # (seconds since start, answered 200)
+        self.stop = threading.Event()
+
+    def one(self, n: int) -> bool:
+        try:
+            if n % 2:
+                r = requests.post(f"{self.url}/api/v1/predict", data=self.jpeg, timeout=15,
+                                  headers={"Content-Type": "image/jpeg"})
+            else:
+                r = requests.get(f"{self.url}/api/v1/model", timeout=15)
+            return r.status_code == 200
+        except requests.RequestException:
+            return False
+
+    def run(self) -> None:
+        t0, n = time.monotonic(), 0
+        while not self.stop.is_set():
+            ok = self.one(n)
+            self.results.append((time.monotonic() - t0, ok))
+            n += 1
+            self.stop.wait(0.2)
+
+    def __enter__(self):
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+        time.sleep(2)  # some requests before the fault
+        return self
+
+    def __exit__(self, *exc):
+        time.sleep(3)  # and after it, when a replaced or killed container would be restarting
+        self.stop.set()
+        self.thread.join()
+
+    def summary(self) -> dict:
+        failed = [t for t, ok in self.results if not ok]
+        return {"requests": len(self.results), "failed": len(failed),
+                "failed_seconds": sorted({int(t) for t in failed})}
+
+
+class Site:
+    def __init__(self, env: dict):
+        self.env = env
+        self.compose = ["docker", "compose", "--env-file", env["USBILLS_ENV_FILE"], "-p",
+                        env["COMPOSE_PROJECT_NAME"], "-f", "docker-compose.yml"]
+
+    def cid(self, service: str) -> str:
+        return sh(*self.compose, "ps", "-q", service).stdout.split()[0]
+
+    def health(self, cid: str) -> str:
+        return sh("docker", "inspect", "-f", "{{if .State.Health}}{{.State.Health.Status}}"
+                  "{{else}}{{.State.Status}}{{end}}", cid, check=False).stdout.strip()
+
+
+def copy_bundle(src: Path, dest: Path, version: str | None = None, corrupt: bool = False) -> Path:
+    shutil.copytree(src, dest)
+    card = json.loads((dest / "card.json").read_text())
+    if version:
+        card["version"] = version
+    if corrupt:  # passes scripts/up's file checks, but no runtime can open it
+        model = dest / card["model_file"]
+        model.write_bytes(b"not a model" * 100)
+        card["sha256"] = hashlib.sha256(model.read_bytes()).hexdigest()
+    (dest / "card.json").write_text(json.dumps(card))
+    for p in (dest, *dest.iterdir()):
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    return dest
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--bundle", choices=["auto", "real", "mobilenet", "colour"], default="auto")
+    a = ap.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="bench-faults-"))
+    bundle_desc = make_bundle(a.bundle, work / "bundle")
+    small_jpeg(work / "frame.jpg")
+    first = work / "bundle"
+    second = copy_bundle(first, work / "second", version="bench-faults-2")
+    bad = copy_bundle(first, work / "bad", corrupt=True)
+    suffix = uuid.uuid4().hex[:8]
+    port = free_port()
+    env = dict(os.environ, USBILLS_ENV_FILE=str(work / "env"),
+               COMPOSE_PROJECT_NAME=f"usbills-faults-{suffix}",
+               PROXY_NETWORK=f"usbills-faults-proxy-{suffix}", LOCAL_PORT=str(port),
+               MODEL_BUNDLE_DIR=str(first))
+    site = Site(env)
+    url = f"http://127.0.0.1:{port}"
+    jpeg = (work / "frame.jpg").read_bytes()
+    report: dict = {"host": f"{platform.node()} ({os.cpu_count()} CPUs)", "bundle": bundle_desc,
+                    "loadavg_before": os.getloadavg()[0], "faults": []}
+
+    def up(bundle: Path, check=True) -> subprocess.CompletedProcess:
+        return sh("scripts/up", "--local", env=dict(env, MODEL_BUNDLE_DIR=str(bundle)),
+                  check=check)
+
+    def fault(name: str, action) -> None:
+        print(f"bench-faults: {name}", file=sys.stderr, flush=True)
+        with Load(url, jpeg) as load:
+            extra = action() or {}
+        row = {"fault": name, **load.summary(), **extra}
+        report["faults"].append(row)
+        print(f"bench-faults:   {row}", file=sys.stderr, flush=True)
+
+    def swap(bundle: Path):
+        def act():
+            t0 = time.monotonic()
+            up(bundle)
+            return {"command_s": round(time.monotonic() - t0, 1)}
+        return act
+
+    def compose_swap(bundle: Path):
+        def act():
+            t0 = time.monotonic()
+            files = ["-f", "compose.model.yml", "-f", "compose.local.yml"]
+            if Path("/etc/ssl/certs/ca-certificates.crt").exists():
+                files += ["-f", "compose.ca.yml"]
+            sh(*site.compose, *files, "up", "-d", "--wait",
+               env=dict(env, MODEL_BUNDLE_DIR=str(bundle),
+                        BUILD_CA_FILE="/etc/ssl/certs/ca-certificates.crt"))
+            return {"command_s": round(time.monotonic() - t0, 1)}
+        return act
+
+    def bad_bundle():
+        proc = up(bad, check=False)
+        return {"exit": proc.returncode, "said": proc.stderr.strip().splitlines()[-1]}
+
+    def kill(service: str):
+        def act():
+            cid = site.cid(service)
+            t0 = time.monotonic()
+            sh("docker", "kill", cid)
+            time.sleep(0.5)
+            while site.health(cid) != "healthy" and time.monotonic() - t0 < 60:
+                time.sleep(0.2)
+            return {"healthy_again_s": round(time.monotonic() - t0, 1)
+                    if site.health(cid) == "healthy" else None}
+        return act
+
+    try:
+        up(first)
+        fault("bundle swap: scripts/up", swap(second))
+        fault("bundle swap back: scripts/up", swap(first))
+        fault("bundle swap: docker compose up -d", compose_swap(second))
+        up(first)
+        fault("bad bundle: scripts/up", bad_bundle)
+        for s in SERVICES:
+            fault(f"docker kill {s}", kill(s))
+    finally:
+        sh(*site.compose, "down", "-v", "-t", "5", check=False)
+        sh("docker", "network", "rm", env["PROXY_NETWORK"], check=False)
+        shutil.rmtree(work, ignore_errors=True)
+    report["loadavg_after"] = os.getloadavg()[0]
+
+    ART.mkdir(exist_ok=True)
+    (ART / "bench-faults.json").write_text(json.dumps(report, indent=2))
+    lines = [f"Command: `scripts/bench-faults --bundle {a.bundle}`; {report['host']}; "
+             f"{report['bundle']}; load average {report['loadavg_before']:.1f} before, "
+             f"{report['loadavg_after']:.1f} after. Load: GET /api/v1/model and POST "
+             "/api/v1/predict in turn, about 5 a second, from 2 s before the fault to 3 s "
+             "after it is over.", "",
+             "| fault | requests | failed | seconds with failures | healthy again | note |",
+             "|---|---|---|---|---|---|"]
+    for r in report["faults"]:
+        secs = ", ".join(map(str, r["failed_seconds"])) or "-"
+        healthy = (f"{r['healthy_again_s']} s" if r.get("healthy_again_s") is not None
+                   else ("never (60 s)" if "healthy_again_s" in r else ""))
+        note = (f"took {r['command_s']} s" if "command_s" in r else
+                f"exit {r['exit']}: {r['said']}" if "exit" in r else "")
+        lines.append(f"| {r['fault']} | {r['requests']} | {r['failed']} | {secs} | {healthy} "
+                     f"| {note} |")
+    (ART / "bench-faults.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
