@@ -309,7 +309,7 @@ def train(args) -> dict:
         # Pass 1: a model that never sees the held-out images calibrates the recipe; pass 2
         # then trains on every image (losing 15 % of the data cost about a point of top-1).
         # The views are rendered once: pass 1 trains on those not drawn from held-out images
-        # (docs/benchmarks.md, "Ten fine-tuning epochs"); the time saved pays for the epochs.
+        # (docs/benchmarks.md, "Training"); the time saved pays for the epochs.
         held = mdata.hold_out(ds, args.holdout)
         if not held:
             raise mdata.DataError(f"{args.data}: no training image left to hold out for "
