@@ -7,10 +7,12 @@ broken DNS record or firewall from hammering Let's Encrypt's rate limits in a lo
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .model import CertRequest
 
@@ -37,6 +39,51 @@ def load_requests(path: str | Path) -> list[CertRequest]:
             out.append(CertRequest(name=item.get("name") or domains[0], domains=domains,
                                    email=item.get("email")))
     return out
+
+
+# Special-use names (RFC 6761, RFC 2606, RFC 8375, ICANN's .internal): no public CA can
+# validate them, so asking Let's Encrypt only earns a failure and a retry every few minutes.
+NOT_PUBLIC = ("localhost", "local", "internal", "test", "example", "invalid", "home.arpa")
+PUBLIC_CAS = ("api.letsencrypt.org",)  # and its staging directory, a subdomain of it
+
+
+def not_public(domain: str) -> str | None:
+    """Why a public CA can never validate ``domain``, or None when it may."""
+    try:
+        ipaddress.ip_address(domain.strip("[]"))
+        return "an IP address"
+    except ValueError:
+        pass
+    for suffix in NOT_PUBLIC:
+        if domain == suffix or domain.endswith("." + suffix):
+            return f"a .{suffix} name"
+    return None
+
+
+def public_ca(ca_uri: str) -> bool:
+    host = urlsplit(ca_uri).hostname or ""
+    return any(host == h or host.endswith("." + h) for h in PUBLIC_CAS)
+
+
+def drop_not_public(requests: list[CertRequest], ca_uri: str
+                    ) -> tuple[list[CertRequest], dict[str, str]]:
+    """For a public CA: the requests without names it cannot validate, and those names with the
+    reason. A private CA (Pebble, a company's ACME server) gets every name."""
+    if not public_ca(ca_uri):
+        return requests, {}
+    kept, dropped = [], {}
+    for r in requests:
+        ok = []
+        for d in r.domains:
+            why = not_public(d)
+            if why:
+                dropped[d] = why
+            else:
+                ok.append(d)
+        if ok:
+            kept.append(r if len(ok) == len(r.domains)
+                        else replace(r, name=ok[0], domains=tuple(ok)))
+    return kept, dropped
 
 
 def missing(requests: list[CertRequest], covered: set[str]) -> list[CertRequest]:

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from .acme import Backoff, Dirs, certonly_args, load_requests, missing, renew_args
+from .acme import Backoff, Dirs, certonly_args, drop_not_public, load_requests, missing, renew_args
 from .certs import scan_live
 from .settings import CompanionSettings, SettingsError
 
@@ -30,9 +30,18 @@ def run(args: list[str]) -> bool:
     return proc.returncode == 0
 
 
+_said_not_public: set[str] = set()  # say it once per name, not every loop
+
+
 def issue_missing(settings: CompanionSettings, dirs: Dirs, backoff: Backoff) -> None:
     covered = set(scan_live(Path(dirs.config) / "live"))
-    for req in missing(load_requests(STATE), covered):
+    requests, dropped = drop_not_public(load_requests(STATE), settings.ca_uri)
+    for name, why in sorted(dropped.items()):
+        if name not in _said_not_public:
+            _said_not_public.add(name)
+            log.warning("no certificate for %s: %s, which %s can never validate (the proxy "
+                        "serves it with its self-signed certificate)", name, why, settings.ca_uri)
+    for req in missing(requests, covered):
         now = time.time()
         if not backoff.allowed(req.name, now):
             continue

@@ -53,3 +53,23 @@ def test_no_email_registers_without_one_and_renew_never_sleeps():
     assert "--register-unsafely-without-email" in args
     assert "--no-random-sleep-on-renew" in renew_args(Dirs())
     assert "--force-renewal" in renew_args(Dirs(), force=True)
+
+
+def test_names_no_public_ca_can_validate_are_not_requested_from_lets_encrypt():
+    from proxygen.acme import drop_not_public
+
+    reqs = [CertRequest("digits.localhost", ("digits.localhost",)),
+            CertRequest("a.example.com", ("a.example.com", "a.internal", "10.0.0.1")),
+            CertRequest("b.test", ("b.test",)), CertRequest("pi.local", ("pi.local",)),
+            CertRequest("bills.example.org", ("bills.example.org",))]
+    le = "https://acme-v02.api.letsencrypt.org/directory"
+    kept, dropped = drop_not_public(reqs, le)
+    assert [(r.name, r.domains) for r in kept] == [
+        ("a.example.com", ("a.example.com",)), ("bills.example.org", ("bills.example.org",))]
+    assert dropped == {"digits.localhost": "a .localhost name", "a.internal": "a .internal name",
+                       "10.0.0.1": "an IP address", "b.test": "a .test name",
+                       "pi.local": "a .local name"}
+    staging = "https://acme-staging-v02.api.letsencrypt.org/directory"
+    assert drop_not_public(reqs, staging)[1] == dropped
+    # A private ACME server (Pebble here, a company's CA) may well validate them.
+    assert drop_not_public(reqs, "https://pebble:14000/dir") == (reqs, {})
