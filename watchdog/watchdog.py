@@ -1,15 +1,17 @@
-"""Start again the site's containers that were killed (`docker kill`) rather than stopped, and
-restart the ones whose healthcheck reports them unhealthy.
+"""Start again the host's containers that were killed (`docker kill`) rather than stopped, and
+restart the ones of its own stack whose healthcheck reports them unhealthy.
 
 Docker's restart policy brings back a container whose process crashed, but treats `docker kill`
 like `docker stop`: a manual stop, never restarted; and it never acts on a failing healthcheck
-(a hung app stays hung). This watcher closes both gaps for the containers of its own Compose
-project that carry the label `usbills.restart-on-kill=true`: a container that dies with no
-`stop` request (which `docker stop`, `docker compose stop/down` send) is started again after a
-short grace period, and an unhealthy one is restarted.
+(a hung app stays hung). This watcher closes both gaps for containers that carry the label
+`usbills.restart-on-kill=true`: one that dies with no `stop` request (which `docker stop`,
+`docker compose stop/down` send) is started again after a short grace period, whichever Compose
+project it belongs to (the proxy, every site, the other watchdog: the proxy stack and the first
+site each run one, so a killed watchdog is started again by the other); one of its own project
+that turns unhealthy is restarted (only its own: two watchdogs never restart one container).
 
-Stdlib only (HTTP over the Docker socket), so it runs from the app image with no extra
-dependencies; it needs the socket mounted and no network at all.
+Stdlib only (HTTP over the Docker socket), so it runs from the app or proxy image with no
+extra dependencies; it needs the socket mounted and no network at all.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ def own_project() -> str:
 
 def read_events(project: str, out: queue.Queue) -> None:
     """Blocking reader of the Docker event stream (one JSON object per line)."""
-    filters = {"type": ["container"], "label": [LABEL, f"com.docker.compose.project={project}"]}
+    filters = {"type": ["container"], "label": [LABEL]}
     path = "/events?filters=" + urllib.parse.quote(json.dumps(filters))
     while True:
         try:
@@ -86,18 +88,20 @@ def main() -> None:
     project = own_project()
     events: queue.Queue = queue.Queue()
     threading.Thread(target=read_events, args=(project, events), daemon=True).start()
-    log(f"watching project {project!r} for containers labelled {LABEL}")
+    log(f"watching the host's containers labelled {LABEL} (unhealthy ones: project {project!r})")
     due: dict[str, float] = {}  # container id -> when to check it
     while True:
         try:
             ev = events.get(timeout=0.5)
             cid, action = ev.get("id", ""), ev.get("Action") or ev.get("status", "")
+            attrs = ev.get("Actor", {}).get("Attributes") or {}
             if action == "die":
                 due[cid] = time.monotonic() + GRACE_S
             elif action in ("stop", "destroy", "start"):
                 due.pop(cid, None)
-            elif action == "health_status: unhealthy":
-                name = (ev.get("Actor", {}).get("Attributes") or {}).get("name", cid[:12])
+            elif action == "health_status: unhealthy" and attrs.get(
+                    "com.docker.compose.project") == project:
+                name = attrs.get("name", cid[:12])
                 status, _ = api("POST", f"/containers/{cid}/restart?t=10", timeout=60)
                 log(f"{name} is unhealthy: restarted (HTTP {status})")
         except queue.Empty:
@@ -114,6 +118,8 @@ def main() -> None:
                     continue  # removed, or already restarted by its restart policy
                 name = info["Name"].lstrip("/")
                 status, _ = api("POST", f"/containers/{cid}/start")
+                if status == 304:
+                    continue  # another watchdog was first
                 log(f"{name} was killed without a stop request: started again (HTTP {status})")
             except (OSError, http.client.HTTPException) as e:
                 log(f"Docker API call failed: {e}")

@@ -303,3 +303,25 @@ def test_failed_renewal_keeps_the_working_certificate(stack, sites):
     assert served_cert(stack, A) == served
     assert stack.https(A, "/").status == 200
     assert "certbot renew failed" in out.output.decode()
+
+
+@pytest.mark.parametrize("service", ["proxy", "companion"])
+def test_killed_proxy_container_comes_back_by_itself(stack, sites, service):
+    """`docker kill` is a manual stop to Docker; the stack's watchdog starts it again and the
+    host answers over HTTPS within 10 s (issue 26.9)."""
+    victim = stack.service(service)
+    victim.kill()
+
+    def answers():
+        victim.reload()
+        if victim.status != "running":
+            return False
+        stack.proxy_ip = stack.ip(stack.proxy)
+        try:
+            return stack.https(A, "/").status == 200
+        except Exception:  # noqa: BLE001 - refused or reset while it starts
+            return False
+
+    wait_for(f"{service} running and the host answering after docker kill", answers, timeout=10)
+    assert f"{stack.project}-{service}-1 was killed without a stop request: started again" in \
+        stack.logs(stack.service("watchdog"))

@@ -212,14 +212,15 @@ def test_two_sites_own_certificates_and_models(host):
     page = host.https("b.usbills.test", "/").data.decode()
     assert "Handwritten digit reader" in page
 
-    # Killing one site's app leaves the other answering.
+    # Killing one site's app leaves the other answering, and the proxy stack's watchdog starts
+    # it again (a site made by new-site has no watchdog of its own).
     app = next(c for c in _containers(host, digits) if c.labels.get(
         "com.docker.compose.service") == "app")
     app.kill()
-    assert wait_for("digits site down", lambda: host.https(
-        "b.usbills.test", "/api/v1/model").status >= 500, timeout=30)
     for _ in range(10):
         assert host.https("a.usbills.test", "/api/v1/model").status == 200
+    assert wait_for("digits site answering again after docker kill", lambda: host.https(
+        "b.usbills.test", "/api/v1/model").status == 200, timeout=15)
 
     # remove-site: no containers, volumes or networks left; the proxy drops the host.
     r = run(REMOVE, digits, env=host.sites_env)
