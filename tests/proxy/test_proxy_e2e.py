@@ -144,7 +144,11 @@ def test_websocket_connection_is_upgraded_end_to_end(stack, sites):
 
 def test_upload_limit_and_per_host_override_in_vhost_d(stack, sites):
     big = b"x" * (11 * 1024 * 1024)
-    assert stack.https(A, "/", method="POST", body=big).status == 413
+    page = stack.https(A, "/", method="POST", body=big)
+    assert page.status == 413 and page.headers["Content-Type"].startswith("text/html")
+    api = stack.https(A, "/api/v1/predict", method="POST", body=big)
+    assert api.status == 413 and api.headers["Content-Type"] == "application/json"
+    assert api.json()["error"]["code"] == "payload_too_large"
     assert stack.https(A, "/", method="POST", body=b"x" * 4096).status == 200
     (stack.vhost_dir / A).write_text("client_max_body_size 1k;\n")
     try:
@@ -168,20 +172,29 @@ def test_broken_vhost_file_keeps_the_last_good_config(stack, sites):
 
 
 def test_per_ip_rate_limit_answers_429(stack, sites):
-    pool = stack.https_pool(A, maxsize=8)  # default retries: a 429 is never retried
-    statuses = []
+    # No retries: urllib3 would wait out the 429's Retry-After and try again.
+    pool = stack.https_pool(A, maxsize=8, retries=False)
+    statuses, refusals = [], {}
 
-    def burst():
+    def burst(path):
         for _ in range(60):
-            statuses.append(pool.request("GET", "/", headers={"Host": A}).status)
+            r = pool.request("GET", path, headers={"Host": A})
+            statuses.append(r.status)
+            if r.status == 429:
+                refusals[path] = (r.headers["Content-Type"], r.data)
 
-    threads = [threading.Thread(target=burst) for _ in range(8)]
+    threads = [threading.Thread(target=burst, args=("/api/v1/model" if i % 2 else "/",))
+               for i in range(8)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     assert set(statuses) <= {200, 429}
     assert 429 in statuses and 200 in statuses
+    # JSON for API clients, a page for browsers (issue 26.12).
+    assert refusals["/api/v1/model"][0] == "application/json"
+    assert b'"code": "rate_limited"' in refusals["/api/v1/model"][1]
+    assert refusals["/"][0].startswith("text/html")
     time.sleep(3)  # let the bucket (default 20 r/s, burst 40) refill for the next tests
 
 
