@@ -102,8 +102,12 @@ def main() -> None:
             elif action == "health_status: unhealthy" and attrs.get(
                     "com.docker.compose.project") == project:
                 name = attrs.get("name", cid[:12])
-                status, _ = api("POST", f"/containers/{cid}/restart?t=10", timeout=60)
-                log(f"{name} is unhealthy: restarted (HTTP {status})")
+                # Events can be old (a paused or busy watcher): act only on a current state.
+                status, info = api("GET", f"/containers/{cid}/json")
+                health = ((info or {}).get("State") or {}).get("Health") or {}
+                if status == 200 and health.get("Status") == "unhealthy":
+                    status, _ = api("POST", f"/containers/{cid}/restart?t=10", timeout=60)
+                    log(f"{name} is unhealthy: restarted (HTTP {status})")
         except queue.Empty:
             pass
         except (OSError, http.client.HTTPException) as e:

@@ -266,6 +266,26 @@ def test_bundle_swap_answers_every_request(stack, tmp_path):
         old_app = stack.container("app")
 
 
+def test_nginx_that_cannot_reach_its_app_is_unhealthy(stack):
+    """The app cut off from the site nginx (here: from their network): every request would
+    get a 503, so nginx must not report itself healthy (issue 26.10); back once it is back."""
+    app, watchdog = stack.container("app"), stack.container("watchdog")
+    backend = f"{stack.project}_backend"
+    # Paused, the watchdog cannot restart nginx while the test reads its health (it would not
+    # help: the app stays unreachable); it skips the stale event once it runs again.
+    sh("docker", "pause", watchdog)
+    try:
+        sh("docker", "network", "disconnect", backend, app)
+        try:
+            wait_for("nginx unhealthy", lambda: stack.health("nginx") == "unhealthy", timeout=30)
+        finally:
+            sh("docker", "network", "connect", "--alias", "app", backend, app)
+        wait_for("nginx healthy again", lambda: stack.health("nginx") == "healthy", timeout=30)
+    finally:
+        sh("docker", "unpause", watchdog)
+    wait_for("predictions again", lambda: predict(stack).status_code == 200, timeout=30)
+
+
 @contextlib.contextmanager
 def requests_under_load(stack):
     """Predictions a few times a second (as a phone scanning sends them) while the block runs
