@@ -171,3 +171,21 @@ def cached_bundle(fmt: str = "tflite", size: int = 32) -> Path:
 def _mkdir(p: Path) -> Path:
     p.mkdir(parents=True, exist_ok=True)
     return p
+
+
+def variant(src: Path, dest: Path, version: str | None = None, corrupt: bool = False) -> Path:
+    """A world-readable copy of bundle ``src`` (the app runs as uid 10001): with another
+    ``version``, or ``corrupt`` (a model file no runtime can open, with a matching sha256, so it
+    passes every check but loading)."""
+    shutil.copytree(src, dest)
+    meta = json.loads((dest / "card.json").read_text())
+    if version:
+        meta["version"] = version
+    if corrupt:
+        model = dest / meta["model_file"]
+        model.write_bytes(b"not a model" * 100)
+        meta["sha256"] = hashlib.sha256(model.read_bytes()).hexdigest()
+    (dest / "card.json").write_text(json.dumps(meta))
+    for p in (dest, *dest.iterdir()):
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    return dest

@@ -12,7 +12,6 @@ artifacts/bench-faults.{json,md}; the stack is removed afterwards.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import platform
@@ -30,6 +29,8 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from stack import ART, ROOT, make_bundle, small_jpeg  # noqa: E402 (the sibling benchmark)
+
+from tests.bundles import variant  # noqa: E402 (ROOT is on sys.path now)
 
 SERVICES = ("app", "nginx", "watchdog")
 
@@ -106,21 +107,6 @@ class Site:
                   "{{else}}{{.State.Status}}{{end}}", cid, check=False).stdout.strip()
 
 
-def copy_bundle(src: Path, dest: Path, version: str | None = None, corrupt: bool = False) -> Path:
-    shutil.copytree(src, dest)
-    card = json.loads((dest / "card.json").read_text())
-    if version:
-        card["version"] = version
-    if corrupt:  # passes scripts/up's file checks, but no runtime can open it
-        model = dest / card["model_file"]
-        model.write_bytes(b"not a model" * 100)
-        card["sha256"] = hashlib.sha256(model.read_bytes()).hexdigest()
-    (dest / "card.json").write_text(json.dumps(card))
-    for p in (dest, *dest.iterdir()):
-        p.chmod(0o755 if p.is_dir() else 0o644)
-    return dest
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bundle", choices=["auto", "real", "mobilenet", "colour"], default="auto")
@@ -130,8 +116,8 @@ def main() -> None:
     bundle_desc = make_bundle(a.bundle, work / "bundle")
     small_jpeg(work / "frame.jpg")
     first = work / "bundle"
-    second = copy_bundle(first, work / "second", version="bench-faults-2")
-    bad = copy_bundle(first, work / "bad", corrupt=True)
+    second = variant(first, work / "second", version="bench-faults-2")
+    bad = variant(first, work / "bad", corrupt=True)
     suffix = uuid.uuid4().hex[:8]
     port = free_port()
     env = dict(os.environ, USBILLS_ENV_FILE=str(work / "env"),

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import hashlib
 import json
 import os
 import re
@@ -21,6 +20,7 @@ import pytest
 import requests
 from PIL import Image
 
+from tests.bundles import variant
 from tests.stack.conftest import MAX_UPLOAD_MB, ROOT, sh, wait_for
 from tests.synth import jpeg
 
@@ -218,15 +218,7 @@ def test_bad_settings_stop_with_one_line(stack, tmp_path):
 def test_bad_bundle_leaves_the_running_site_serving(stack, tmp_path):
     """A bundle that passes scripts/up's file checks but that the app cannot open: scripts/up
     stops with the loader's one line, and the running site answers throughout (issue 26.7)."""
-    bad = tmp_path / "bad-bundle"
-    shutil.copytree(stack.env["MODEL_BUNDLE_DIR"], bad)
-    card = json.loads((bad / "card.json").read_text())
-    model = bad / card["model_file"]
-    model.write_bytes(b"not a model" * 100)
-    card["sha256"] = hashlib.sha256(model.read_bytes()).hexdigest()
-    (bad / "card.json").write_text(json.dumps(card))
-    for p in (bad, *bad.iterdir()):
-        p.chmod(0o755 if p.is_dir() else 0o644)
+    bad = variant(Path(stack.env["MODEL_BUNDLE_DIR"]), tmp_path / "bad-bundle", corrupt=True)
     before = {s: stack.container(s) for s in SERVICES}
 
     with requests_under_load(stack) as outcome:
@@ -244,13 +236,8 @@ def test_bad_bundle_leaves_the_running_site_serving(stack, tmp_path):
 def test_bundle_swap_answers_every_request(stack, tmp_path):
     """scripts/up with another bundle under load: a second app takes over before the first
     stops, no request fails, and the swap back leaves the site as it was (issue 26.8)."""
-    new = tmp_path / "new-bundle"
-    shutil.copytree(stack.env["MODEL_BUNDLE_DIR"], new)
-    card = json.loads((new / "card.json").read_text())
-    card["version"] = "9.9.9-swap"
-    (new / "card.json").write_text(json.dumps(card))
-    for p in (new, *new.iterdir()):
-        p.chmod(0o755 if p.is_dir() else 0o644)
+    new = variant(Path(stack.env["MODEL_BUNDLE_DIR"]), tmp_path / "new-bundle",
+                  version="9.9.9-swap")
     old_app, nginx = stack.container("app"), stack.container("nginx")
     version = requests.get(f"{stack.url}/api/v1/model", timeout=10).json()["version"]
 
