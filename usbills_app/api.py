@@ -41,6 +41,10 @@ def json_body() -> object:
         raise ApiError(400, "invalid_json", "The JSON body is nested too deeply.") from None
 
 
+# The JSON body's alternatives: one image, a batch, or a grid of grey values.
+BODY_KEYS = frozenset({"image", "images", "pixels"})
+
+
 def _from_json() -> tuple[list[bytes], bool]:
     body = json_body()
     if body is None:
@@ -163,11 +167,14 @@ def _scan_answer(model, state: scan.State, answers: list[dict], lang: str) -> di
 
 @bp.post("/predict")
 def predict():
-    model = predict_service._ready_model()
+    model = predict_service.ready_model()
     top_k = _query_top_k(len(model.bundle.classes))
     lang = _lang()
     state = _scan_state(model)
     body = json_body() if request.is_json else None
+    if isinstance(body, dict) and len(BODY_KEYS & body.keys()) > 1:
+        raise ApiError(400, "invalid_json",
+                       'Send one of "image", "images" or "pixels", not several.')
     if isinstance(body, dict) and "pixels" in body:
         # A digit as a JSON grid of grey values (usbills_app/pixels.py), one per request.
         with current_app.extensions["usbills_inflight"]:
@@ -192,7 +199,7 @@ def predict():
 
 @bp.get("/model")
 def model_card():
-    model = predict_service._ready_model()
+    model = predict_service.ready_model()
     settings = current_app.config["USBILLS_SETTINGS"]
     return jsonify({
         **model.card,
@@ -207,14 +214,20 @@ def model_card():
     })
 
 
+def _spec() -> dict:
+    model = predict_service.current_model()
+    n_classes = len(model.bundle.classes) if model is not None and model.ready else None
+    return openapi.spec(current_app.config["USBILLS_SETTINGS"], n_classes)
+
+
 @bp.get("/openapi.json")
 def openapi_json():
-    return jsonify(openapi.spec(current_app.config["USBILLS_SETTINGS"]))
+    return jsonify(_spec())
 
 
 @bp.get("/docs")
 def docs():
-    spec = openapi.spec(current_app.config["USBILLS_SETTINGS"])
+    spec = _spec()
     return render_template("api_docs.html", spec=spec)
 
 
@@ -225,6 +238,6 @@ def healthz():
 
 @health.get("/readyz")
 def readyz():
-    model = predict_service._ready_model()
+    model = predict_service.ready_model()
     return jsonify({"status": "ready", "model": predict_service.model_ref(model),
                     "runtime": model.runtime_name})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from . import scan
 from .config import Settings
 
 ERROR = {"$ref": "#/components/schemas/Error"}
@@ -11,7 +12,15 @@ def _err(desc: str) -> dict:
     return {"description": desc, "content": {"application/json": {"schema": ERROR}}}
 
 
-def spec(settings: Settings) -> dict:
+def _exactly_one_key(alternatives: dict[str, dict]) -> list[dict]:
+    """JSON bodies that each need their key and may not carry another alternative's key."""
+    return [{"type": "object", **schema, "required": [key],
+             "not": {"anyOf": [{"required": [k]} for k in alternatives if k != key]}}
+            for key, schema in alternatives.items()]
+
+
+def spec(settings: Settings, n_classes: int | None = None) -> dict:
+    """The document; ``n_classes`` (the loaded model's) bounds top_k when known."""
     candidate = {
         "type": "object",
         "properties": {
@@ -47,7 +56,22 @@ def spec(settings: Settings) -> dict:
         "required": ["identified", "label", "confidence", "no_object", "message",
                      "candidates", "top_k", "threshold", "lang", "model", "timings_ms"],
     }
-    b64 = {"type": "string", "description": "base64 or a data: URL"}
+    b64 = {"type": "string", "format": "byte", "minLength": 1,
+           "description": "base64 (a data: URL also works)"}
+    json_bodies = _exactly_one_key({
+        "image": {"properties": {"image": b64}},
+        "images": {"properties": {"images": {"type": "array", "items": b64, "minItems": 1,
+                                             "maxItems": settings.max_batch}}},
+        "pixels": {"description": (
+            "one image as grey values, light on dark: 8x8 to 256x256; 0..16 for 8x8 "
+            "(load_digits), else 0..255 (MNIST 28x28), unless max_value is given"),
+            "properties": {
+                "pixels": {"type": "array", "minItems": 8, "maxItems": 256,
+                           "items": {"type": "array", "minItems": 8, "maxItems": 256,
+                                     "items": {"type": "number"}}},
+                "max_value": {"type": ["number", "null"], "minimum": 1, "maximum": 65535,
+                              "description": "null: the default range"}}},
+    })
     return {
         "openapi": "3.1.0",
         "info": {
@@ -68,10 +92,11 @@ def spec(settings: Settings) -> dict:
                          "schema": {"type": "string", "enum": ["en", "es"]},
                          "description": "answer language (else Accept-Language, else en)"},
                         {"name": "top_k", "in": "query", "required": False,
-                         "schema": {"type": "integer", "minimum": 1},
+                         "schema": {"type": "integer", "minimum": 1,
+                                    **({"maximum": n_classes} if n_classes else {})},
                          "description": f"entries in top_k (default {settings.top_k})"},
                         {"name": "scan", "in": "query", "required": False,
-                         "schema": {"type": "string"},
+                         "schema": {"type": "string", "format": scan.STATE_FORMAT},
                          "description": "'new' to start a scan of consecutive frames, then "
                                         "the scan.state of the previous answer: the answer "
                                         "gets the scan-level decision in scan"},
@@ -83,34 +108,16 @@ def spec(settings: Settings) -> dict:
                                 "schema": {"type": "object", "properties": {"image": {
                                     "type": "array", "minItems": 1,
                                     "maxItems": settings.max_batch,
-                                    "items": {"type": "string", "format": "binary"},
+                                    "items": {"type": "string", "format": "binary",
+                                              "minLength": 1},
                                     "description": "repeat the field for a batch"}},
                                     "required": ["image"]},
                             },
-                            **{t: {"schema": {"type": "string", "format": "binary"}}
+                            **{t: {"schema": {"type": "string", "format": "binary",
+                                              "minLength": 1}}
                                for t in ("image/jpeg", "image/png", "image/webp", "image/heic",
                                          "image/heif", "application/octet-stream")},
-                            "application/json": {"schema": {"oneOf": [
-                                {"type": "object", "properties": {"image": b64},
-                                 "required": ["image"]},
-                                {"type": "object", "properties": {
-                                    "images": {"type": "array", "items": b64, "minItems": 1,
-                                               "maxItems": settings.max_batch}},
-                                 "required": ["images"]},
-                                {"type": "object", "description": (
-                                    "one image as grey values, light on dark: 8x8 to 256x256; "
-                                    "0..16 for 8x8 (load_digits), else 0..255 (MNIST 28x28), "
-                                    "unless max_value is given"),
-                                 "properties": {
-                                    "pixels": {"type": "array", "minItems": 8, "maxItems": 256,
-                                               "items": {"type": "array", "minItems": 8,
-                                                         "maxItems": 256,
-                                                         "items": {"type": "number"}}},
-                                    "max_value": {"type": ["number", "null"], "minimum": 1,
-                                                  "maximum": 65535,
-                                                  "description": "null: the default range"}},
-                                 "required": ["pixels"]},
-                            ]}},
+                            "application/json": {"schema": {"oneOf": json_bodies}},
                         },
                     },
                     "responses": {
@@ -119,12 +126,14 @@ def spec(settings: Settings) -> dict:
                                     {"$ref": "#/components/schemas/Answer"},
                                     {"$ref": "#/components/schemas/BatchAnswer"}]}}}},
                         "400": _err("Bad request: invalid JSON or base64, missing image, "
-                                    "bad parameter, pixels not a 2-D array of numbers"),
+                                    "bad parameter, more than one of image, images and "
+                                    "pixels, pixels not a 2-D array of numbers"),
                         "405": _err("Method not allowed"),
                         "413": _err("Upload over MAX_UPLOAD_MB, or more images than MAX_BATCH"),
                         "415": _err("Unsupported Content-Type or image format"),
                         "422": _err("Not a decodable image, truncated, or too many pixels; "
-                                    "pixels grid of a wrong size or with values out of range"),
+                                    "pixels grid of a wrong size, ragged, or with values "
+                                    "out of range"),
                         "429": _err("Busy: retry after the Retry-After header"),
                         "503": _err("Model not loaded yet"),
                     },

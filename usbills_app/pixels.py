@@ -25,12 +25,13 @@ def _bad(status: int, message: str) -> ApiError:
 
 
 def parse(grid: object, max_value: object = None) -> np.ndarray:
-    """The grid as a float32 0..255 array; ApiError 400 for a wrong type, 422 for bad values."""
+    """The grid as a float32 0..255 array; ApiError 400 for a wrong type, 422 for a grid of
+    the wrong shape (the schema cannot say "rows of one length") or bad values."""
     if not isinstance(grid, list) or not grid or not all(isinstance(r, list) for r in grid):
         raise _bad(400, '"pixels" must be a 2-D array: a list of rows, each a list of numbers.')
     h, w = len(grid), len(grid[0])
     if any(len(r) != w for r in grid):
-        raise _bad(400, f'"pixels" rows differ in length (row 1 has {w} values); '
+        raise _bad(422, f'"pixels" rows differ in length (row 1 has {w} values); '
                         "every row needs the same number of values.")
     for row in grid:
         for v in row:

@@ -38,7 +38,7 @@ def current_model() -> runtime.Model | None:
     return runtime.get_model()
 
 
-def _ready_model() -> runtime.Model:
+def ready_model() -> runtime.Model:
     model = current_model()
     if model is None or not model.ready:
         raise ApiError(503, "not_ready", "The model is not loaded yet; try again shortly.",
@@ -104,7 +104,7 @@ def model_ref(model: runtime.Model) -> dict:
 def predict_images(images: list[bytes], lang: str = "en", top_k: int | None = None) -> list[dict]:
     """Answers for several images, in order (one model call for the whole batch)."""
     settings = _settings()
-    model = _ready_model()
+    model = ready_model()
     lang = normalise_lang(lang)
     n_classes = len(model.bundle.classes)
     k = min(top_k or settings.top_k, n_classes)
@@ -135,7 +135,7 @@ def predict_pixels(grid: object, max_value: object = None, lang: str = "en",
                    top_k: int | None = None) -> dict:
     """The single answer for a JSON pixel grid (usbills_app/pixels.py); ApiError for bad ones."""
     settings = _settings()
-    model = _ready_model()
+    model = ready_model()
     lang = normalise_lang(lang)
     k = min(top_k or settings.top_k, len(model.bundle.classes))
     threshold = settings.confidence_threshold or float(model.card["threshold"])

@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass
 
 DEFAULT_FRAMES = 3
 DEFAULT_MAX_GAP_S = 2.0
+# The OpenAPI format name of a scan state token (opaque: only this server makes valid ones).
+STATE_FORMAT = "usbills-scan-state"
 
 
 class ScanStateError(ValueError):

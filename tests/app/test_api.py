@@ -208,6 +208,9 @@ def test_default_top_k_from_settings(make_app):
         (b'{"image": "@@@@"}', "invalid_base64"),
         (b'{"image": "abcde"}', "invalid_base64"),
         (b'{"images": ["QUJD", 5]}', "invalid_base64"),
+        # Which one would be answered? Refused, not guessed (the server once took pixels).
+        (b'{"image": "QUJD", "pixels": [[0]]}', "invalid_json"),
+        (b'{"image": "QUJD", "images": ["QUJD"]}', "invalid_json"),
     ],
 )
 def test_bad_json(client, body, code):

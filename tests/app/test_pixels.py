@@ -53,7 +53,7 @@ def test_mnist_sized_grid_and_max_value(digits_client, held_out):
     ("abc", 400, "2-D array"),
     ([1, 2, 3], 400, "2-D array"),
     ([], 400, "2-D array"),
-    ([[0] * 8] * 7 + [[0] * 7], 400, "rows differ"),
+    ([[0] * 8] * 7 + [[0] * 7], 422, "rows differ"),
     ([[0] * 8] * 7 + [[0] * 7 + ["x"]], 400, "only numbers"),
     ([[0] * 8] * 7 + [[0] * 7 + [True]], 400, "only numbers"),
     ([[0] * 4] * 4, 422, "accepted sizes"),
