@@ -100,8 +100,17 @@ def read_images() -> tuple[list[bytes], bool]:
     )
 
 
+def _query_arg(name: str) -> str | None:
+    """A single-valued query parameter; given twice, which one was meant? Refused."""
+    values = request.args.getlist(name)
+    if len(values) > 1:
+        raise ApiError(400, "invalid_parameter",
+                       f"{name} is given {len(values)} times; give it once.")
+    return values[0] if values else None
+
+
 def _query_top_k(n_classes: int) -> int | None:
-    raw = request.args.get("top_k")
+    raw = _query_arg("top_k")
     if raw is None:
         return None
     # isascii: str.isdigit() also accepts digits such as "²" that int() refuses.
@@ -111,7 +120,7 @@ def _query_top_k(n_classes: int) -> int | None:
 
 
 def _lang() -> str:
-    raw = request.args.get("lang")
+    raw = _query_arg("lang")
     if raw is not None:
         if predict_service.normalise_lang(raw) != raw.strip().lower().split("-")[0]:
             raise ApiError(400, "invalid_parameter",
@@ -138,7 +147,7 @@ class Inflight:
 
 def _scan_state(model) -> scan.State | None:
     """?scan=new starts a scan, ?scan=<the previous answer's scan.state> continues it."""
-    raw = request.args.get("scan")
+    raw = _query_arg("scan")
     if raw is None:
         return None
     if raw == "new":

@@ -130,6 +130,9 @@ def spec(settings: Settings, n_classes: int | None = None) -> dict:
                                     "pixels, pixels not a 2-D array of numbers"),
                         "405": _err("Method not allowed"),
                         "413": _err("Upload over MAX_UPLOAD_MB, or more images than MAX_BATCH"),
+                        "414": {"description": "Request line over 8 KB (answered by gunicorn "
+                                               "or nginx, before the app: an HTML page)",
+                                "content": {"text/html": {"schema": {"type": "string"}}}},
                         "415": _err("Unsupported Content-Type or image format"),
                         "422": _err("Not a decodable image, truncated, or too many pixels; "
                                     "pixels grid of a wrong size, ragged, or with values "

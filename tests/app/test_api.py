@@ -184,6 +184,13 @@ def test_bad_top_k(client, k):
     error_of(r, 400, "invalid_parameter")
 
 
+@pytest.mark.parametrize("query", ["top_k=2&top_k=x", "lang=es&lang=en", "scan=new&scan=new"])
+def test_a_parameter_given_twice_is_refused(client, query):
+    r = client.post(f"{PREDICT}?{query}", data=solid("USD-1"), content_type="image/jpeg")
+    error_of(r, 400, "invalid_parameter")
+    assert "give it once" in r.get_json()["error"]["message"]
+
+
 def test_default_top_k_from_settings(make_app):
     c = make_app(top_k=5).test_client()
     a = c.post(PREDICT, data=solid("USD-1"), content_type="image/jpeg").get_json()
