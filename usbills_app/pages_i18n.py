@@ -35,12 +35,12 @@ STRINGS: dict[str, dict[str, str]] = {
         "scan_heading": "Scan with the camera",
         "scan_start": "Start scanning",
         "scan_stop": "Stop scanning",
-        "scan_again": "Scan again",
+        "scan_again": "Say it again",
         "video_label": "Camera view",
         "status_off": "Camera off.",
         "status_starting": "Starting the camera…",
         "status_scanning": "Scanning. Hold a bill about 20 cm (8 inches) from the camera.",
-        "status_paused": "Paused. Show another bill, or press Scan again.",
+        "status_paused": "Paused. Show another bill.",
         "spoken_start": "Camera on. Hold a bill in front of the camera.",
         "camera_denied": (
             "Camera access was refused. Allow the camera for this site in the browser "
@@ -67,11 +67,17 @@ STRINGS: dict[str, dict[str, str]] = {
         "mode_silent": "Screen only (for screen readers)",
         "vibrate_help": (
             "Vibration: 1 pulse for $1, 2 for $2, 3 for $5, 4 for $10, 5 for $20, 6 for $50, "
-            "7 for $100. Two long buzzes: not identified."
+            "7 for $100. Two long buzzes: not identified. One very short buzz: scanning. "
+            "One long buzz: no connection."
         ),
         "vibrate_unsupported": "This browser cannot vibrate, so answers are spoken.",
         "error_busy": "The service is busy. Trying again…",
         "error_network": "No connection to the service. Check your connection.",
+        "offline": "No connection. Retrying…",
+        "online": "Connected again. Scanning.",
+        "no_note": "No banknote found.",
+        "may_be": "Not sure. It may be {name}.",
+        "may_be_two": "Not sure. It may be {a} or {b}.",
         "error_generic": "Something went wrong: {message}",
         "nojs": (
             "JavaScript is off, so the camera scan is not available. "
@@ -108,14 +114,14 @@ STRINGS: dict[str, dict[str, str]] = {
         "scan_heading": "Escanear con la cámara",
         "scan_start": "Empezar a escanear",
         "scan_stop": "Detener el escaneo",
-        "scan_again": "Escanear de nuevo",
+        "scan_again": "Repetir",
         "video_label": "Imagen de la cámara",
         "status_off": "Cámara apagada.",
         "status_starting": "Encendiendo la cámara…",
         "status_scanning": (
             "Escaneando. Sostenga un billete a unos 20 cm (8 pulgadas) de la cámara."
         ),
-        "status_paused": "En pausa. Muestre otro billete o pulse Escanear de nuevo.",
+        "status_paused": "En pausa. Muestre otro billete.",
         "spoken_start": "Cámara encendida. Sostenga un billete delante de la cámara.",
         "camera_denied": (
             "Se negó el acceso a la cámara. Permita la cámara para este sitio en los ajustes "
@@ -144,13 +150,19 @@ STRINGS: dict[str, dict[str, str]] = {
         "mode_silent": "Solo en pantalla (para lectores de pantalla)",
         "vibrate_help": (
             "Vibración: 1 pulso para $1, 2 para $2, 3 para $5, 4 para $10, 5 para $20, "
-            "6 para $50, 7 para $100. Dos vibraciones largas: no identificado."
+            "6 para $50, 7 para $100. Dos vibraciones largas: no identificado. Una vibración "
+            "muy corta: escaneando. Una vibración larga: sin conexión."
         ),
         "vibrate_unsupported": (
             "Este navegador no puede vibrar; las respuestas se dicen en voz alta."
         ),
         "error_busy": "El servicio está ocupado. Reintentando…",
         "error_network": "No hay conexión con el servicio. Revise su conexión.",
+        "offline": "Sin conexión. Reintentando…",
+        "online": "Conectado de nuevo. Escaneando.",
+        "no_note": "No se encontró ningún billete.",
+        "may_be": "No es seguro. Puede ser {name}.",
+        "may_be_two": "No es seguro. Puede ser {a} o {b}.",
         "error_generic": "Algo salió mal: {message}",
         "nojs": (
             "JavaScript está desactivado, así que el escaneo con la cámara no está disponible. "
@@ -174,7 +186,8 @@ SCRIPT_KEYS = (
     "status_scanning", "status_paused", "spoken_start", "camera_denied", "camera_missing",
     "camera_insecure", "camera_error", "photo_not_image", "hint_light", "hint_steady",
     "hint_more", "vibrate_unsupported", "error_busy", "error_network", "error_generic",
-    "confidence",
+    "confidence", "offline", "online", "no_note", "may_be", "may_be_two",
+    "scan_again",
 )
 
 

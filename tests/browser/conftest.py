@@ -68,41 +68,67 @@ def model_dir(tmp_path_factory) -> Path:
     return colour_bundle.build(tmp_path_factory.mktemp("colour-bundle"))
 
 
+class AppServer:
+    """The real app under gunicorn on a port of its own; stop() and start() again on the same
+    port, as an operator restarting it would (the page keeps its URL)."""
+
+    def __init__(self, model_dir: Path, log: Path):
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.model_dir, self.log, self.proc = model_dir, log, None
+
+    def start(self) -> None:
+        env = {**os.environ, "PORT": str(self.port), "MODEL_DIR": str(self.model_dir),
+               "WEB_CONCURRENCY": "1", "GUNICORN_THREADS": "4", "LOG_LEVEL": "warning"}
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        gunicorn = Path(sys.executable).with_name("gunicorn")
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [str(gunicorn), "-c", "usbills_app/gunicorn.conf.py", "usbills_app:create_app()"],
+                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        deadline = time.monotonic() + 60
+        while True:
+            if self.proc.poll() is not None:
+                pytest.fail(f"gunicorn exited ({self.proc.returncode}):\n"
+                            f"{self.log.read_text()[-3000:]}")
+            try:
+                if requests.get(self.url + "/readyz", timeout=2).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                pytest.fail(f"app not ready after 60 s:\n{self.log.read_text()[-3000:]}")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
 @pytest.fixture(scope="session")
 def server(model_dir, tmp_path_factory) -> str:
     """The real app under gunicorn on a free port; yields its base URL."""
-    port = _free_port()
-    log = tmp_path_factory.mktemp("server") / "gunicorn.log"
-    env = {**os.environ, "PORT": str(port), "MODEL_DIR": str(model_dir), "WEB_CONCURRENCY": "1",
-           "GUNICORN_THREADS": "4", "LOG_LEVEL": "warning"}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    gunicorn = Path(sys.executable).with_name("gunicorn")
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [str(gunicorn), "-c", "usbills_app/gunicorn.conf.py", "usbills_app:create_app()"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"gunicorn exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
-        try:
-            if requests.get(base + "/readyz", timeout=2).status_code == 200:
-                break
-        except requests.RequestException:
-            pass
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"app not ready after 60 s:\n{log.read_text()[-3000:]}")
-        time.sleep(0.2)
-    yield base
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    app = AppServer(model_dir, tmp_path_factory.mktemp("server") / "gunicorn.log")
+    app.start()
+    yield app.url
+    app.stop()
+
+
+@pytest.fixture
+def own_server(model_dir, tmp_path):
+    """An app of this test's own, which the test may stop and start again."""
+    app = AppServer(model_dir, tmp_path / "gunicorn.log")
+    app.start()
+    yield app
+    app.stop()
 
 
 @pytest.fixture(scope="session")
@@ -137,13 +163,15 @@ def launch(pw):
 
 @pytest.fixture
 def new_page(launch, server):
-    """new_page(video=None, lang=None, js=True) -> a phone-sized page (not yet navigated)."""
+    """new_page(video=None, lang=None, js=True, base_url=None) -> a phone-sized page (not yet
+    navigated), on the session's app unless base_url says another."""
     contexts = []
 
-    def _new(video: Path | None = None, lang: str | None = None, js: bool = True):
+    def _new(video: Path | None = None, lang: str | None = None, js: bool = True,
+             base_url: str | None = None):
         browser = launch(video)
         ctx = browser.new_context(
-            viewport=VIEWPORT, java_script_enabled=js, base_url=server,
+            viewport=VIEWPORT, java_script_enabled=js, base_url=base_url or server,
             extra_http_headers={"Accept-Language": lang} if lang else None,
         )
         ctx.add_init_script(OBSERVE)

@@ -10,6 +10,7 @@ import requests
 from PIL import Image
 
 from tests import synth
+from usbills_app.pages_i18n import STRINGS
 
 from . import colour_bundle
 from .conftest import api_answer, screenshot
@@ -52,12 +53,24 @@ def join(a: str, b: str) -> str:
     return f"{a} {b}" if a.endswith((".", "!", "?", "…")) else f"{a}. {b}"
 
 
+def page_message(ans: dict, lang: str = "en") -> str:
+    """What the page says for an API answer: the note when identified; otherwise it names only
+    candidates of at least 30 % (at most two), else "No banknote found"."""
+    t = STRINGS[lang]
+    if ans["identified"]:
+        return ans["message"]
+    likely = [] if ans["no_object"] else [c for c in ans["candidates"] if c["confidence"] >= 0.3]
+    if len(likely) >= 2:
+        return t["may_be_two"].format(a=likely[0]["display_name"], b=likely[1]["display_name"])
+    return t["may_be"].format(name=likely[0]["display_name"]) if likely else t["no_note"]
+
+
 def wait_for_answer(page, response) -> dict:
     """The API's JSON for a request the page made, once the page has shown it."""
     ans = response.json()
     page.wait_for_function(
         "(m) => document.getElementById('answer-text').textContent.trim() === m",
-        arg=ans["message"], timeout=15000)
+        arg=page_message(ans), timeout=15000)
     return ans
 
 
@@ -71,11 +84,18 @@ def videos(tmp_path_factory):
     bill = synth.bill(20, size=(640, 480))
     dark = colour_bundle.flat((12, 12, 12), (640, 480))
     small_bill, small_dark = bill.resize((320, 240)), dark.resize((320, 240))
+    # The $20's mean colour in two halves that swap every second: each swap is a new view to
+    # the page (like a hand that moves), the note and its answer stay the same.
+    proto = colour_bundle.prototypes()["USD-20"]
+    halves = Image.new("RGB", (320, 240), tuple(min(255, v + 45) for v in proto))
+    halves.paste(tuple(max(0, v - 45) for v in proto), (160, 0, 320, 240))
+    swapped = halves.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     return {
         "bill": write_y4m(d / "bill.y4m", [bill] * 4),
         "dark": write_y4m(d / "dark.y4m", [dark] * 4),
         # 2 s of bill, then 2 s of darkness, looped: the view changes under a paused scan.
         "alternate": write_y4m(d / "alternate.y4m", [small_bill] * 20 + [small_dark] * 20),
+        "moving": write_y4m(d / "moving.y4m", [halves] * 10 + [swapped] * 10),
     }
 
 
@@ -111,6 +131,10 @@ def test_scan_logic_agreement_pause_and_view_change(new_page, server):
       log.push(s.frame(same), s.frame(same));                 // paused, same view: skip
       log.push(s.frame(other), s.frame(same));                // one odd frame: still paused
       log.push(s.frame(other), s.frame(other));               // view changed: resume
+      log.push(s.answer(id5, other));                         // same note: quiet, paused
+      log.push(s.frame(same), s.frame(same));                 // moved again: resume
+      log.push(s.answer(miss, same), s.answer(miss, same));   // gone for rule.frames frames
+      log.push(s.answer(id5, same), s.answer(id5, same));     // back in view: announced again
       const h = new U.ScanLogic();
       const hints = [];
       for (let i = 0; i < 16; i++) { h.frame(other); hints.push(h.answer(miss, other)); }
@@ -124,6 +148,10 @@ def test_scan_logic_agreement_pause_and_view_change(new_page, server):
     assert log[5]["kind"] == "identified" and log[5]["answer"]["label"] == "USD-5"
     assert log[6:10] == ["skip", "skip", "skip", "skip"]
     assert log[10:12] == ["skip", "resume"]
+    # The same note after the view changed is not announced again until it has been away.
+    assert log[12] is None and log[13:15] == ["skip", "resume"]
+    assert log[15:17] == [None, None] and log[17] is None
+    assert log[18]["kind"] == "identified" and log[18]["answer"]["label"] == "USD-5"
     # A tip after 6 frames without an answer, then every 10.
     assert [i for i, h in enumerate(out["hints"]) if h] == [5, 15]
     assert out["hints"][5] == "light"
@@ -194,7 +222,7 @@ def test_photo_flow_12_megapixels(new_page, server, check, tmp_path):
         assert said[-1]["text"] == ans["message"]
         assert page.text_content("#answer-hint").strip() == ""
     else:
-        assert said[-1]["text"].startswith(ans["message"])
+        assert said[-1]["text"].startswith(page_message(ans))
         assert page.text_content("#answer-hint").strip()
     assert said[-1]["lang"] == "en-US"
     assert page.is_visible("#photo-preview")
@@ -224,7 +252,7 @@ def test_photo_unsure_shows_two_candidates(new_page, server, check):
         for item, cand in zip(items, ans["candidates"], strict=True):
             assert item.startswith(cand["display_name"])
         assert page.text_content("#answer-hint").strip()
-        assert spoken(page)[-1]["text"] == join(ans["message"],
+        assert spoken(page)[-1]["text"] == join(page_message(ans),
                                                 page.text_content("#answer-hint").strip())
     if "colour-test" in ans["model"]["version"]:  # the test bundle is unsure by design here
         assert not ans["identified"] and not ans["no_object"]
@@ -250,7 +278,7 @@ def test_photo_drag_and_drop(new_page, server):
     response = resp_info.value
     assert response.request.all_headers()["content-type"] == "image/jpeg"
     ans = wait_for_answer(page, response)
-    assert spoken(page)[-1]["text"].startswith(ans["message"])
+    assert spoken(page)[-1]["text"].startswith(page_message(ans))
     assert page.is_visible("#photo-preview")
 
 
@@ -302,20 +330,22 @@ def test_scan_announces_once_then_pauses(new_page, server, check, videos, lang):
         else:
             assert last["message"] == "Veinte dólares" or last["label"] != "USD-20"
         check(page, f"05-scan-identified-{lang}")
-        # "Scan again" resumes at once and announces again.
+        # The page speaks, so the answer box is not also a live region (never read twice).
+        assert page.get_attribute("#answer", "aria-live") == "off"
+        # "Say it again" repeats the note at once, on request, with no new upload.
         page.click("#scan-again")
-        page.wait_for_function("() => window.__spoken.length >= 3", timeout=20000)
-        assert spoken(page)[-1]["text"] == answers[-1]["message"]
-        # Same words again: the live region is emptied and refilled so screen readers repeat it.
+        page.wait_for_function("() => window.__spoken.length >= 3", timeout=5000)
+        assert spoken(page)[-1]["text"] == last["message"] and len(answers) == sent
         page.wait_for_function(
             "(m) => document.getElementById('answer-text').textContent === m",
-            arg=answers[-1]["message"], timeout=5000)
+            arg=last["message"], timeout=5000)
+        page.focus("#scan-toggle")
     else:
         # The served model does not know the synthetic bill: a tip after the API's answer.
         shown = answer_text(page)
-        assert shown in [a["message"] for a in answers]
+        assert shown in [page_message(a, lang) for a in answers]
         assert said[0]["text"] == join(shown, page.text_content("#answer-hint").strip())
-    page.keyboard.press("Enter")  # focus is still on the control: stop
+    page.keyboard.press("Enter")  # focus is on the control: stop
     page.wait_for_function("() => document.getElementById('scan-video').hidden", timeout=5000)
     assert page.evaluate("() => document.getElementById('scan-video').srcObject") is None
 
@@ -328,11 +358,15 @@ def test_scan_vibrates_in_privacy_mode(new_page, server, check, videos):
     page.check("#mode-vibrate")
     check(page, "06-privacy-mode")
     page.click("#scan-toggle")
-    page.wait_for_function("() => window.__vibrations.length >= 1", timeout=20000)
+    # A start cue (one very short buzz), then the answer's pattern.
+    page.wait_for_function("() => window.__vibrations.length >= 2", timeout=20000)
     vib = page.evaluate("() => window.__vibrations")
+    assert vib[0] == [60]
     assert vib[-1] == expected_vibration(answers[-1], card_values(server))
     assert spoken(page) == [], "privacy mode must not speak"
-    assert answer_text(page) == answers[-1]["message"]  # still shown for sighted/SR users
+    assert answer_text(page) == page_message(answers[-1])  # still shown for sighted/SR users
+    # Not spoken by the page, so the box is the live region a screen reader reads.
+    assert page.get_attribute("#answer", "aria-live") == "polite"
     # The choice is remembered.
     page.reload()
     assert page.is_checked("#mode-vibrate")
@@ -349,7 +383,7 @@ def test_scan_gives_a_tip_when_nothing_is_identified(new_page, server, check, vi
     assert not any(a["identified"] for a in answers)
     assert len(answers) >= 6  # a tip only after several frames without an answer
     shown = answer_text(page)
-    assert shown in [a["message"] for a in answers]
+    assert shown in [page_message(a) for a in answers]
     assert said == join(shown, HINT_LIGHT["en"])
     assert page.text_content("#answer-hint").strip() == HINT_LIGHT["en"]
     check(page, "07-scan-tip")
@@ -366,6 +400,57 @@ def test_scan_resumes_by_itself_when_the_view_changes(new_page, server, videos):
     page.wait_for_function(
         "(m) => window.__spoken.filter((s) => s.text === m).length >= 2",
         arg=bill["message"], timeout=30000)
+
+
+def test_scan_announces_a_note_once_while_the_hand_moves(new_page, server, videos):
+    """Small movements change the view (and resume uploads) but not the note: said once."""
+    page = new_page(videos["moving"])
+    answers = []
+    page.on("response", lambda r: answers.append(r.json()) if is_predict(r) and r.ok else None)
+    page.goto("/")
+    page.click("#scan-toggle")
+    page.wait_for_function("() => window.__spoken.length >= 2", timeout=20000)
+    assert spoken(page)[1]["text"] == "Twenty dollars"
+    sent = len(answers)
+    page.wait_for_timeout(6000)  # six swaps of the view
+    assert len(answers) > sent, "the view changes should have resumed uploads"
+    assert all(a["label"] == "USD-20" and a["identified"] for a in answers)
+    assert [s["text"] for s in spoken(page)] == [START_EN, "Twenty dollars"]
+
+
+@pytest.mark.parametrize("mode", ["speak", "vibrate", "silent"])
+def test_scan_says_when_the_connection_is_lost_and_back(new_page, own_server, videos, mode):
+    """The server stopped mid-scan and started again: every mode tells both, once each, and
+    the box no longer shows the note from before."""
+    t = STRINGS["en"]
+    page = new_page(videos["alternate"], base_url=own_server.url)  # bill, then darkness
+    page.goto("/")
+    page.check(f"#mode-{mode}")
+    page.click("#scan-toggle")
+    page.wait_for_function("() => document.getElementById('answer').classList"
+                           ".contains('is-identified')", timeout=20000)
+    if mode == "silent":  # the start cue went to the live region (the box) before the note
+        assert page.get_attribute("#answer", "aria-live") == "polite"
+    own_server.stop()  # the darkness resumes uploads, which now fail
+    page.wait_for_function("(m) => document.getElementById('answer-text').textContent === m",
+                           arg=t["offline"], timeout=15000)
+    assert not page.evaluate("() => document.getElementById('answer').classList"
+                             ".contains('is-identified')")
+    page.wait_for_timeout(4500)  # two more failed tries: told once, not on every try
+    own_server.start()
+    page.wait_for_function("(m) => document.getElementById('answer-text').textContent === m",
+                           arg=t["online"], timeout=15000)
+    said = [s["text"] for s in spoken(page)]
+    buzzed = page.evaluate("() => window.__vibrations")
+    if mode == "speak":
+        assert said.count(t["offline"]) == 1 and said.count(t["online"]) == 1
+        assert said[0] == START_EN and buzzed == []
+    elif mode == "vibrate":
+        assert said == [] and buzzed.count([1500]) == 1 and buzzed[0] == [60]
+        assert buzzed[buzzed.index([1500]) + 1] == [60]  # connected again: the scanning cue
+    else:
+        assert said == [] and buzzed == []
+        assert page.get_attribute("#answer", "aria-live") == "polite"
 
 
 # ---------- language ----------

@@ -8,6 +8,13 @@
   var GAP_MS = 170;
   // "Not identified": two long buzzes, unlike any denomination (those are short pulses).
   var NOT_IDENTIFIED = [700, 250, 700];
+  // Scanning (started, or connected again): one buzz much shorter than a denomination pulse.
+  var CUE = [60];
+  // No connection: one long buzz.
+  var OFFLINE = [1500];
+  // A candidate is named only when it is this likely (a 45/45 split between two notes names
+  // both; 10 % each, as for a painting or a far note, names none).
+  var LIKELY = 0.3;
 
   /* The n-th denomination (1-based) of the card's values in ascending order: $1 -> 1 ... $100 -> 7. */
   function pulsesFor(value, values) {
@@ -97,6 +104,13 @@
     return difference(a, b) > CHANGE_LEVEL;
   }
 
+  /* What a not-identified answer may say: the candidates that are actually likely (none: "no
+     banknote found"). */
+  function likelyCandidates(answer) {
+    if (!answer || answer.identified || answer.no_object) return [];
+    return (answer.candidates || []).filter(function (c) { return c.confidence >= LIKELY; });
+  }
+
   /* Which tip helps most: too dark -> more light; moving between frames -> hold steadier;
      otherwise the note is probably too small, folded or cut off. */
   function pickHint(stats) {
@@ -106,9 +120,11 @@
   }
 
   /* Continuous scan: announce when the scan rule (scanStep, the bundle's `rule`) identifies a
-     note, then pause until the view changes (two frames in a row unlike the announced one) or
-     resume() is called. A tip is given after `hintAfter` frames without an answer, then every
-     `hintEvery` frames. */
+     note, then pause uploads until the view changes (two frames in a row unlike the announced
+     one). The rule's state lives on through pauses: a paused, unchanged view counts as the
+     announced note, so the same note still in view after the hand moves is not announced
+     again; it is again once it has been away for `rule.frames` frames (or the scan stopped).
+     A tip is given after `hintAfter` frames without an answer, then every `hintEvery`. */
   function ScanLogic(opts) {
     opts = opts || {};
     this.rule = opts.rule || DEFAULT_RULE;
@@ -119,29 +135,42 @@
     this.motion = 0;
   }
 
+  /* A fresh scan: nothing seen, nothing announced. */
   ScanLogic.prototype.resume = function () {
+    this.scan = newScanState();
+    this.unpause();
+  };
+
+  ScanLogic.prototype.unpause = function () {
     this.paused = false;
     this.pausedSig = null;
     this.changed = 0;
-    this.scan = newScanState();
     this.misses = 0;
   };
 
-  /* Called for every sampled frame; returns 'send' (upload it), 'skip' (paused, same view)
-     or 'resume' (paused, but the view changed: upload it). */
-  ScanLogic.prototype.frame = function (sig) {
+  ScanLogic.prototype.pause = function (sig) {
+    this.paused = true;
+    this.pausedSig = sig;
+    this.changed = 0;
+  };
+
+  /* Called for every sampled frame (at time t, seconds; default now); returns 'send' (upload
+     it), 'skip' (paused, same view) or 'resume' (paused, but the view changed: upload it). */
+  ScanLogic.prototype.frame = function (sig, t) {
     this.motion = this.lastSig ? difference(this.lastSig, sig) : 0;
     this.lastSig = sig;
     if (!this.paused) return 'send';
     if (viewChanged(this.pausedSig, sig)) {
       this.changed += 1;
       if (this.changed >= 2) {
-        this.resume();
+        this.unpause();
         return 'resume';
       }
-    } else {
-      this.changed = 0;
+      return 'skip';
     }
+    this.changed = 0;
+    var when = typeof t === 'number' ? t : Date.now() / 1000;
+    scanStep(this.scan, this.scan.announced, when, this.rule);
     return 'skip';
   };
 
@@ -154,12 +183,11 @@
     if (ans.identified) {
       this.misses = 0;
       if (d.announce) {
-        this.paused = true;
-        this.pausedSig = sig;
-        this.changed = 0;
-        this.scan = newScanState();
+        this.pause(sig);
         return { kind: 'identified', answer: ans, hint: null };
       }
+      // Still the announced note (the hand moved): quiet, and no uploads until the view changes.
+      if (d.status === 'identified' && d.label === this.scan.announced) this.pause(sig);
       return null;
     }
     this.misses += 1;
@@ -181,7 +209,8 @@
   }
 
   root.USBills = {
-    PULSE_MS: PULSE_MS, GAP_MS: GAP_MS, NOT_IDENTIFIED: NOT_IDENTIFIED,
+    PULSE_MS: PULSE_MS, GAP_MS: GAP_MS, NOT_IDENTIFIED: NOT_IDENTIFIED, CUE: CUE,
+    OFFLINE: OFFLINE, LIKELY: LIKELY, likelyCandidates: likelyCandidates,
     pulsesFor: pulsesFor, pulsePattern: pulsePattern, vibrationFor: vibrationFor,
     DEFAULT_RULE: DEFAULT_RULE, newScanState: newScanState, scanStep: scanStep,
     signature: signature, brightness: brightness,

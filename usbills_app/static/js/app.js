@@ -38,12 +38,17 @@
         mode = ev.target.value;
         try { window.localStorage.setItem(MODE_KEY, mode); } catch (e) { /* private mode */ }
         $('vibrate-unsupported').hidden = !(mode === 'vibrate' && !canVibrate);
+        setLive();
       });
     }
     $('vibrate-unsupported').hidden = !(mode === 'vibrate' && !canVibrate);
   }
 
   function speaks() { return mode === 'speak' || (mode === 'vibrate' && !canVibrate); }
+
+  /* Speech and the live region never both (a screen reader would read every answer twice):
+     while the page speaks, the answer box stays visible but is not a live region. */
+  function setLive() { answerBox.setAttribute('aria-live', speaks() ? 'off' : 'polite'); }
 
   function say(text) {
     if (!speaks() || !('speechSynthesis' in window)) return;
@@ -61,18 +66,18 @@
   function pct(c) { return Math.round(c * 100); }
 
   var shown = 0;
-  function showText(text, hint, kind) {
+  function showText(text, hint, kind, repeat) {
     answerBox.classList.toggle('is-identified', kind === 'identified');
-    answerBox.classList.toggle('is-unsure', kind === 'unsure');
+    answerBox.classList.toggle('is-unsure', kind === 'unsure' || kind === 'offline');
     var mine = ++shown;
     var put = function () {
       if (mine !== shown) return;
       answerText.textContent = text;
       answerHint.textContent = hint || '';
     };
-    if (answerText.textContent === text && answerHint.textContent === (hint || '')) {
-      // The same words again (a second bill of the same value): empty the live region first,
-      // or screen readers stay silent.
+    if (repeat && answerText.textContent === text && answerHint.textContent === (hint || '')) {
+      // The same words again on purpose (asked again, or the note came back into view): empty
+      // the live region first, or screen readers stay silent.
       answerText.textContent = '';
       answerHint.textContent = '';
       setTimeout(put, 150);
@@ -81,11 +86,42 @@
     }
   }
 
+  /* The one way anything is announced: the box, the live region, speech and vibration tell the
+     same state, once per change of state; `force` announces it again on purpose (a note back
+     in view, a new photo, a repeated tip, "Say it again"). */
+  var told = null;
+  var lastNote = null;
+  function tell(m) {
+    if (!m.force && m.key === told) return;
+    var repeat = m.key === told;
+    told = m.key;
+    showText(m.text, m.hint, m.kind, repeat);
+    say(U.joinSentences(m.text, m.hint || ''));
+    if (m.vibration) buzz(m.vibration);
+    if (m.kind === 'identified') lastNote = m;
+  }
+
+  /* What an answer says: the note, or (not identified) only candidates that are likely, else
+     "No banknote found"; plus the tip, if any. */
+  function messageOf(ans, hintKey) {
+    var hint = !ans.identified && hintKey ? S['hint_' + hintKey] : '';
+    var likely = U.likelyCandidates(ans);
+    var text = ans.identified ? ans.message
+      : likely.length > 1 ? S.may_be_two.replace('{a}', likely[0].display_name)
+        .replace('{b}', likely[1].display_name)
+        : likely.length ? S.may_be.replace('{name}', likely[0].display_name) : S.no_note;
+    return {
+      key: ans.identified ? 'note:' + ans.label : 'tip:' + text + hint, text: text, hint: hint,
+      kind: ans.identified ? 'identified' : 'unsure', vibration: U.vibrationFor(ans, cfg.values)
+    };
+  }
+
   function showCandidates(ans) {
     candList.textContent = '';
-    var show = ans && !ans.identified && !ans.no_object && ans.candidates && ans.candidates.length > 1;
+    var likely = U.likelyCandidates(ans);
+    var show = likely.length > 0;
     if (show) {
-      ans.candidates.slice(0, 2).forEach(function (c) {
+      likely.slice(0, 2).forEach(function (c) {
         var li = document.createElement('li');
         li.textContent = S.confidence.replace('{name}', c.display_name).replace('{pct}', pct(c.confidence));
         candList.appendChild(li);
@@ -94,19 +130,18 @@
     candBox.hidden = !show;
   }
 
-  /* Show, speak or buzz one API answer; hintKey adds a tip when nothing was identified. */
+  /* Announce one API answer (each call is a decision to announce: force); hintKey adds a tip
+     when nothing was identified. */
   function announce(ans, hintKey) {
-    var hint = !ans.identified && hintKey ? S['hint_' + hintKey] : '';
-    showText(ans.message, hint, ans.identified ? 'identified' : 'unsure');
     showCandidates(ans);
-    say(U.joinSentences(ans.message, hint));
-    buzz(U.vibrationFor(ans, cfg.values));
+    var m = messageOf(ans, hintKey);
+    m.force = true;
+    tell(m);
   }
 
-  function showError(text) {
+  function showError(text, once) {
     showCandidates(null);
-    showText(text, '', 'unsure');
-    say(text);
+    tell({ key: 'error:' + text, text: text, kind: 'unsure', force: !once });
   }
 
   /* ---------- images ---------- */
@@ -295,8 +330,8 @@
     }
     run += 1;
     setState('starting');
-    // Speaking inside the tap also unlocks speech on iOS for the later answers.
-    say(S.spoken_start);
+    // A start cue in every mode. Speaking inside the tap also unlocks speech on iOS.
+    tell({ key: 'start', text: S.spoken_start, kind: null, vibration: U.CUE, force: true });
     try {
       stream = await navigator.mediaDevices.getUserMedia({
         audio: false,
@@ -329,6 +364,8 @@
     setState('off');
   }
 
+  var troubled = false; // the last request failed for want of a connection or capacity
+
   function schedule(delay) {
     clearTimeout(timer);
     timer = setTimeout(tick, delay);
@@ -345,10 +382,14 @@
       if (mine !== run) return;
       var msg = e instanceof ApiFailure ? e.message : S.error_generic.replace('{message}', String(e));
       if (e instanceof ApiFailure && (e.status === 429 || e.status === 503 || e.status === 0)) {
-        delay = 2000; // back off; the next good frame puts the status back
-        if (statusEl.textContent !== msg) { statusEl.textContent = msg; say(msg); }
-      } else if (answerText.textContent !== msg) {
-        showError(msg); // once, not on every frame
+        delay = 2000; // back off; the next good frame says "connected again"
+        var text = e.status === 0 ? S.offline : S.error_busy;
+        statusEl.textContent = text;
+        troubled = true;
+        showCandidates(null);
+        tell({ key: 'offline:' + e.status, text: text, kind: 'offline', vibration: U.OFFLINE });
+      } else {
+        showError(msg, true); // once, not on every frame
       }
     }
     if (mine === run && (state === 'scanning' || state === 'paused')) {
@@ -366,6 +407,10 @@
     var ans = await identify(blob);
     if (mine !== run || state !== 'scanning') return; // stopped while waiting
     if (statusEl.textContent !== S.status_scanning) statusEl.textContent = S.status_scanning;
+    if (troubled) {
+      troubled = false;
+      tell({ key: 'online', text: S.online, kind: null, vibration: U.CUE });
+    }
     var out = logic.answer(ans, sig);
     if (!out) return;
     announce(out.answer, out.hint);
@@ -378,12 +423,9 @@
     toggle.addEventListener('click', function () {
       if (state === 'off') startScan(); else stopScan();
     });
+    // "Say it again": the last note, on every channel, on request.
     again.addEventListener('click', function () {
-      if (state !== 'paused') return;
-      logic.resume();
-      setState('scanning');
-      toggle.focus();
-      schedule(0);
+      if (lastNote) tell(Object.assign({}, lastNote, { force: true }));
     });
     // Give the camera back when the page is hidden (locked phone, other app).
     document.addEventListener('visibilitychange', function () {
@@ -392,6 +434,7 @@
   }
 
   setupSettings();
+  setLive();
   setupPhoto();
   setupScan();
 })();
