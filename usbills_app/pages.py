@@ -76,6 +76,8 @@ def _page_context(lang: str) -> dict:
     if isinstance(desc, dict) and isinstance(desc.get(lang) or desc.get("en"), str):
         s = {**s, "intro": desc.get(lang) or desc["en"]}
     other = [code for code in i18n.LANGS if code != lang]
+    # The value as a numeral beside the words ("$20"), for notes (not digits).
+    numeral = "" if card.get("kind") == "digits" else "$"
     return {
         "lang": lang,
         "t": s,
@@ -84,11 +86,13 @@ def _page_context(lang: str) -> dict:
         "model": {"name": card.get("name", ""), "version": card.get("version", "")},
         # Digit models (one grey channel, kind "digits") also get a drawing canvas.
         "canvas": card.get("kind") == "digits",
+        "numeral": numeral,
         "page_config": json.dumps(
             {
                 "lang": lang,
                 "api": url_for("pages.index") + "api/v1/predict",
                 "values": values,
+                "numeral": numeral,
                 # The scan rule the server applies to ?scan= (usbills_app/scan.py).
                 "scan": dataclasses.asdict(scan.Rule.from_card(card)),
                 "strings": i18n.script_strings(lang),
@@ -172,7 +176,7 @@ def manifest():
         "start_url": url_for("pages.index", lang=lang),
         "scope": url_for("pages.index"),
         "display": "standalone",
-        "orientation": "portrait",
+        "orientation": "any",  # held as it comes: a note is read in either orientation
         "background_color": "#000000",
         "theme_color": "#000000",
         "icons": [

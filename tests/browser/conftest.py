@@ -32,7 +32,7 @@ DOC_SHOTS = ROOT / "docs/screenshots"
 VIEWPORT = {"width": 390, "height": 844}
 LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
-# Runs before any page script: records speech, vibration and CSP violations.
+# Runs before any page script: records speech, vibration, layout shifts and CSP violations.
 OBSERVE = """
 (() => {
   window.__spoken = []; window.__vibrations = []; window.__csp = [];
@@ -47,6 +47,10 @@ OBSERVE = """
       return true;
     }
   });
+  window.__cls = 0;
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) if (!e.hadRecentInput) window.__cls += e.value;
+  }).observe({type: 'layout-shift', buffered: true});
   document.addEventListener('securitypolicyviolation',
     (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));
 })();
@@ -163,15 +167,17 @@ def launch(pw):
 
 @pytest.fixture
 def new_page(launch, server):
-    """new_page(video=None, lang=None, js=True, base_url=None) -> a phone-sized page (not yet
-    navigated), on the session's app unless base_url says another."""
+    """new_page(video=None, lang=None, js=True, base_url=None, **context) -> a phone-sized page
+    (not yet navigated), on the session's app unless base_url says another; context: more
+    Playwright context options (viewport, color_scheme, device_scale_factor, ...)."""
     contexts = []
 
     def _new(video: Path | None = None, lang: str | None = None, js: bool = True,
-             base_url: str | None = None):
+             base_url: str | None = None, **context):
         browser = launch(video)
         ctx = browser.new_context(
-            viewport=VIEWPORT, java_script_enabled=js, base_url=base_url or server,
+            **{"viewport": VIEWPORT, **context}, java_script_enabled=js,
+            base_url=base_url or server,
             extra_http_headers={"Accept-Language": lang} if lang else None,
         )
         ctx.add_init_script(OBSERVE)

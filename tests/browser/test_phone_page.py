@@ -453,6 +453,117 @@ def test_scan_says_when_the_connection_is_lost_and_back(new_page, own_server, vi
         assert page.get_attribute("#answer", "aria-live") == "polite"
 
 
+# ---------- large text, small screens, themes ----------
+
+SMALL_PHONE = {"viewport": {"width": 360, "height": 640}, "device_scale_factor": 3,
+               "has_touch": True, "is_mobile": True}
+BIG_TEXT = """() => { document.documentElement.style.fontSize = '200%'; }"""
+
+
+def _in_view(page, selector: str) -> bool:
+    return page.evaluate("""(sel) => {
+      const r = document.querySelector(sel).getBoundingClientRect();
+      return r.top >= 0 && r.bottom <= window.innerHeight && r.left >= 0
+             && r.right <= window.innerWidth; }""", selector)
+
+
+def _overflowing(page) -> list[str]:
+    """Elements whose content is wider than their box, and the page wider than the screen."""
+    return page.evaluate("""() => {
+      const out = [...document.querySelectorAll('.button, .answer, .answer-text, .file-label')]
+        .filter((e) => e.offsetParent !== null && e.scrollWidth > e.clientWidth + 1)
+        .map((e) => (e.id || e.className) + ' ' + e.scrollWidth + '>' + e.clientWidth);
+      if (document.documentElement.scrollWidth > window.innerWidth)
+        out.push('page ' + document.documentElement.scrollWidth);
+      return out; }""")
+
+
+@pytest.mark.parametrize("lang", ["en", "es"])
+def test_200_percent_text_on_a_360px_phone(new_page, server, check, videos, lang):
+    page = new_page(videos["bill"], lang=lang, **SMALL_PHONE)
+    page.goto("/")
+    page.evaluate(BIG_TEXT)
+    # The skip link is off screen until focused; the primary action is in view, nothing overflows.
+    skip = page.evaluate("() => document.querySelector('.skip').getBoundingClientRect().bottom")
+    assert skip <= 0
+    assert _in_view(page, "#scan-toggle"), "Start scanning is below the first screen"
+    assert _overflowing(page) == []
+    page.click("#scan-toggle")
+    page.wait_for_function("() => window.__spoken.length >= 2", timeout=20000)
+    # After the tap, the answer is in view too, and "Stop scanning" fits its button.
+    assert _in_view(page, "#answer"), "the answer is out of view after Start scanning"
+    assert _overflowing(page) == []
+    check(page, f"10-scan-200pct-360-{lang}")
+
+
+def test_200_percent_text_photo_answer_gets_focus(new_page, server, check):
+    page = new_page(**SMALL_PHONE)
+    page.goto("/")
+    page.evaluate(BIG_TEXT)
+    data = synth.encode(colour_bundle.flat(colour_bundle.unsure_colour()), quality=95)
+    with page.expect_response(is_predict) as resp_info:
+        page.set_input_files("#photo-input", files=[
+            {"name": "unsure.jpg", "mimeType": "image/jpeg", "buffer": data}])
+    wait_for_answer(page, resp_info.value)
+    assert page.evaluate("() => document.activeElement.id") == "answer"
+    page.wait_for_timeout(300)  # the scroll into view
+    assert page.evaluate("() => document.getElementById('answer').getBoundingClientRect().top") >= 0
+    assert _overflowing(page) == []
+    check(page, "11-photo-200pct-360")
+
+
+def test_no_layout_shift_from_load_to_tips(new_page, server, videos):
+    """CLS under 0.1: the scan section keeps its place from the first paint, and a tip under the
+    answer does not move the Stop button."""
+    page = new_page(videos["dark"])
+    page.goto("/")
+    where = ("() => document.getElementById('scan-toggle').getBoundingClientRect().y"
+             " + window.scrollY")  # on the page, whatever the scroll
+    before = page.evaluate(where)
+    page.click("#scan-toggle")
+    page.wait_for_function("() => window.__spoken.length >= 2", timeout=30000)  # a tip was given
+    after = page.evaluate(where)
+    assert after == before
+    assert page.evaluate("() => window.__cls") < 0.1
+
+
+def test_light_theme(new_page, server, check):
+    page = new_page(color_scheme="light")
+    page.goto("/")
+    bg = page.evaluate("() => getComputedStyle(document.body).backgroundColor")
+    assert bg == "rgb(255, 255, 255)"
+    check(page, "12-light-start")  # axe: contrast holds in the light theme too
+
+
+def test_numeral_beside_the_words(new_page, server, videos):
+    page = new_page(videos["bill"])
+    page.goto("/")
+    page.click("#scan-toggle")
+    page.wait_for_function("() => document.getElementById('answer').classList"
+                           ".contains('is-identified')", timeout=20000)
+    assert page.text_content("#answer-value").strip() == "$20"
+    assert page.get_attribute("#answer-value", "aria-hidden") == "true"  # the words are read
+
+
+def test_autostart_is_remembered_and_torch_only_with_a_light(new_page, server, videos):
+    page = new_page(videos["bill"])
+    page.goto("/")
+    page.check("#autostart")
+    page.reload()
+    # Straight into scanning, no tap: the start cue and the camera.
+    page.wait_for_function("() => window.__spoken.length >= 1", timeout=20000)
+    assert spoken(page)[0]["text"] == START_EN
+    page.wait_for_function("() => !document.getElementById('scan-video').hidden", timeout=10000)
+    assert page.is_checked("#autostart")
+    # Chromium's fake camera has no torch: no Light button.
+    page.wait_for_timeout(500)
+    assert page.is_hidden("#scan-torch")
+    page.uncheck("#autostart")
+    page.reload()
+    page.wait_for_timeout(1500)
+    assert spoken(page) == [] and page.is_hidden("#scan-video")
+
+
 # ---------- language ----------
 
 def test_language_switch_is_visible_and_remembered(new_page, server, check):
@@ -532,6 +643,7 @@ def test_manifest_and_icons(new_page, server):
     assert r.ok and r.headers["content-type"].startswith("application/manifest+json")
     m = r.json()
     assert m["display"] == "standalone" and m["start_url"].startswith("/")
+    assert m["orientation"] == "any"  # held either way
     sizes = set()
     for icon in m["icons"]:
         ir = page.request.get(icon["src"])

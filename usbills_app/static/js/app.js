@@ -13,10 +13,12 @@
   var QUALITY = 0.8;
   var INTERVAL_MS = 500; // about two frames a second
   var MODE_KEY = 'usbills-mode';
+  var AUTO_KEY = 'usbills-autostart';
 
   function $(id) { return document.getElementById(id); }
   var answerBox = $('answer');
   var answerText = $('answer-text');
+  var answerValue = $('answer-value');
   var answerHint = $('answer-hint');
   var candBox = $('candidates');
   var candList = $('candidates-list');
@@ -95,7 +97,11 @@
     if (!m.force && m.key === told) return;
     var repeat = m.key === told;
     told = m.key;
+    answerValue.textContent = m.kind === 'identified' && cfg.numeral && typeof m.value === 'number'
+      ? cfg.numeral + m.value : '';
     showText(m.text, m.hint, m.kind, repeat);
+    // In view at any text size (nothing happens when it already is).
+    answerBox.scrollIntoView({ block: 'nearest' });
     say(U.joinSentences(m.text, m.hint || ''));
     if (m.vibration) buzz(m.vibration);
     if (m.kind === 'identified') lastNote = m;
@@ -112,7 +118,8 @@
         : likely.length ? S.may_be.replace('{name}', likely[0].display_name) : S.no_note;
     return {
       key: ans.identified ? 'note:' + ans.label : 'tip:' + text + hint, text: text, hint: hint,
-      kind: ans.identified ? 'identified' : 'unsure', vibration: U.vibrationFor(ans, cfg.values)
+      kind: ans.identified ? 'identified' : 'unsure', vibration: U.vibrationFor(ans, cfg.values),
+      value: ans.value
     };
   }
 
@@ -270,6 +277,9 @@
     } catch (e) {
       showError(e instanceof ApiFailure ? e.message : S.error_generic.replace('{message}', String(e)));
     }
+    // The answer, not the file input, is where the person is now (and in view at any size).
+    answerBox.focus();
+    answerBox.scrollIntoView({ block: 'nearest' });
   }
 
   function setupPhoto() {
@@ -299,6 +309,7 @@
   var again = $('scan-again');
   var statusEl = $('scan-status');
   var video = $('scan-video');
+  var torch = $('scan-torch');
   var state = 'off'; // off | starting | scanning | paused
   var stream = null;
   var logic = null;
@@ -314,6 +325,23 @@
       scanning: S.status_scanning, paused: S.status_paused
     }[next];
     video.hidden = next === 'off';
+    if (next === 'off') { torch.hidden = true; torch.setAttribute('aria-pressed', 'false'); }
+  }
+
+  /* A light for dim rooms, where the camera has one (most phones' rear cameras). */
+  function offerTorch() {
+    var track = stream && stream.getVideoTracks()[0];
+    var caps = track && track.getCapabilities ? track.getCapabilities() : {};
+    torch.hidden = !caps.torch;
+  }
+
+  function toggleTorch() {
+    var track = stream && stream.getVideoTracks()[0];
+    if (!track) return;
+    var on = torch.getAttribute('aria-pressed') !== 'true';
+    track.applyConstraints({ advanced: [{ torch: on }] }).then(function () {
+      torch.setAttribute('aria-pressed', on ? 'true' : 'false');
+    }, function () { torch.hidden = true; });
   }
 
   function cameraError(e) {
@@ -330,6 +358,8 @@
     }
     run += 1;
     setState('starting');
+    // The control and the answer under it fill the screen while scanning, even at 200 % text.
+    scanBox.scrollIntoView({ block: 'start' });
     // A start cue in every mode. Speaking inside the tap also unlocks speech on iOS.
     tell({ key: 'start', text: S.spoken_start, kind: null, vibration: U.CUE, force: true });
     try {
@@ -347,6 +377,7 @@
     try { await video.play(); } catch (e) { /* autoplay of a muted stream is allowed */ }
     logic = new U.ScanLogic({ rule: cfg.scan });
     setState('scanning');
+    offerTorch();
     schedule(0);
   }
 
@@ -419,10 +450,11 @@
 
   function setupScan() {
     if (!scanBox) return;
-    scanBox.hidden = false;
+    scanBox.classList.remove('is-waiting');
     toggle.addEventListener('click', function () {
       if (state === 'off') startScan(); else stopScan();
     });
+    torch.addEventListener('click', toggleTorch);
     // "Say it again": the last note, on every channel, on request.
     again.addEventListener('click', function () {
       if (lastNote) tell(Object.assign({}, lastNote, { force: true }));
@@ -431,6 +463,15 @@
     document.addEventListener('visibilitychange', function () {
       if (document.hidden && state !== 'off') stopScan();
     });
+    // Straight into scanning, as EyeNote and Seeing AI open, when this device asked for it.
+    var auto = $('autostart');
+    if (auto) {
+      try { auto.checked = window.localStorage.getItem(AUTO_KEY) === '1'; } catch (e) { /* private */ }
+      auto.addEventListener('change', function () {
+        try { window.localStorage.setItem(AUTO_KEY, auto.checked ? '1' : '0'); } catch (e) { /* private */ }
+      });
+      if (auto.checked && !document.hidden) startScan();
+    }
   }
 
   setupSettings();
