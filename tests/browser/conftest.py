@@ -176,7 +176,8 @@ def new_page(launch, server):
              base_url: str | None = None, **context):
         browser = launch(video)
         ctx = browser.new_context(
-            **{"viewport": VIEWPORT, **context}, java_script_enabled=js,
+            # Dark unless a test asks for light (Playwright's own default is light).
+            **{"viewport": VIEWPORT, "color_scheme": "dark", **context}, java_script_enabled=js,
             base_url=base_url or server,
             extra_http_headers={"Accept-Language": lang} if lang else None,
         )

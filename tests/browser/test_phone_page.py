@@ -493,7 +493,11 @@ def test_200_percent_text_on_a_360px_phone(new_page, server, check, videos, lang
     # After the tap, the answer is in view too, and "Stop scanning" fits its button.
     assert _in_view(page, "#answer"), "the answer is out of view after Start scanning"
     assert _overflowing(page) == []
-    check(page, f"10-scan-200pct-360-{lang}")
+    # Whole words: the answer fits without breaking inside a word ("Twent-y").
+    assert page.evaluate("""() => { const e = document.getElementById('answer-text');
+      e.style.overflowWrap = 'normal'; const fits = e.scrollWidth <= e.clientWidth;
+      e.style.overflowWrap = ''; return fits; }""")
+    check(page, f"13-scan-200pct-360-{lang}")
 
 
 def test_200_percent_text_photo_answer_gets_focus(new_page, server, check):
@@ -509,7 +513,7 @@ def test_200_percent_text_photo_answer_gets_focus(new_page, server, check):
     page.wait_for_timeout(300)  # the scroll into view
     assert page.evaluate("() => document.getElementById('answer').getBoundingClientRect().top") >= 0
     assert _overflowing(page) == []
-    check(page, "11-photo-200pct-360")
+    check(page, "14-photo-200pct-360")
 
 
 def test_no_layout_shift_from_load_to_tips(new_page, server, videos):
@@ -532,7 +536,7 @@ def test_light_theme(new_page, server, check):
     page.goto("/")
     bg = page.evaluate("() => getComputedStyle(document.body).backgroundColor")
     assert bg == "rgb(255, 255, 255)"
-    check(page, "12-light-start")  # axe: contrast holds in the light theme too
+    check(page, "15-light-start")  # axe: contrast holds in the light theme too
 
 
 def test_numeral_beside_the_words(new_page, server, videos):
