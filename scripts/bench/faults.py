@@ -1,9 +1,10 @@
 """Fault benchmark of the US-bills site stack on the local Docker engine, under load.
 
-Brings the stack up with `scripts/up --local` (unique project, its own port), sends a GET
-/api/v1/model and a POST /api/v1/predict in turn about 5 times a second, and while that runs:
-swaps the bundle with scripts/up (and back), swaps it with plain `docker compose up -d`, tries a
-bundle the app cannot open, and `docker kill`s each container of the site. For each it reports
+Brings the stack up with `scripts/up` (host proxy + site, unique projects, its own ports),
+sends a GET /api/v1/model and a POST /api/v1/predict in turn about 5 times a second over HTTPS
+through the proxy, as a phone would, and while that runs: swaps the bundle with scripts/up (and
+back), swaps it with plain `docker compose up -d`, tries a bundle the app cannot open, and
+`docker kill`s each container of the site and of the proxy stack. For each it reports
 requests sent, failed (any answer but 200, or no answer), the seconds in which they failed and,
 for a kill, the seconds until the killed container is healthy again. Writes
 artifacts/bench-faults.{json,md}; the stack is removed afterwards.
@@ -26,13 +27,16 @@ import uuid
 from pathlib import Path
 
 import requests
+import urllib3
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from stack import ART, ROOT, make_bundle, small_jpeg  # noqa: E402 (the sibling benchmark)
 
 from tests.bundles import variant  # noqa: E402 (ROOT is on sys.path now)
 
-SERVICES = ("app", "nginx", "watchdog")
+SITE_SERVICES = ("app", "nginx", "watchdog")
+PROXY_SERVICES = ("proxy", "companion", "watchdog")
+urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)  # the proxy's fallback cert
 
 
 def sh(*cmd, env=None, check=True, timeout=600) -> subprocess.CompletedProcess:
@@ -45,7 +49,7 @@ def sh(*cmd, env=None, check=True, timeout=600) -> subprocess.CompletedProcess:
 
 def free_port() -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind(("", 0))
         return s.getsockname()[1]
 
 
@@ -61,9 +65,11 @@ class Load:
         try:
             if n % 2:
                 r = requests.post(f"{self.url}/api/v1/predict", data=self.jpeg, timeout=15,
-                                  headers={"Content-Type": "image/jpeg"})
+                                  headers={"Content-Type": "image/jpeg"},
+                                  verify=False)  # noqa: S501 - the proxy's self-signed fallback
             else:
-                r = requests.get(f"{self.url}/api/v1/model", timeout=15)
+                r = requests.get(f"{self.url}/api/v1/model", timeout=15,
+                                 verify=False)  # noqa: S501
             return r.status_code == 200
         except requests.RequestException:
             return False
@@ -93,11 +99,13 @@ class Load:
                 "failed_seconds": sorted({int(t) for t in failed})}
 
 
-class Site:
-    def __init__(self, env: dict):
+class Project:
+    """One compose project of the benchmark: the site, or the host proxy."""
+
+    def __init__(self, env: dict, name: str, file: str):
         self.env = env
-        self.compose = ["docker", "compose", "--env-file", env["USBILLS_ENV_FILE"], "-p",
-                        env["COMPOSE_PROJECT_NAME"], "-f", "docker-compose.yml"]
+        self.compose = ["docker", "compose", "--env-file", env["USBILLS_ENV_FILE"], "-p", name,
+                        "-f", file]
 
     def cid(self, service: str) -> str:
         return sh(*self.compose, "ps", "-q", service).stdout.split()[0]
@@ -120,19 +128,22 @@ def main() -> None:
     bad = variant(first, work / "bad", corrupt=True)
     suffix = uuid.uuid4().hex[:8]
     port = free_port()
+    (work / "env").write_text("")
     env = dict(os.environ, USBILLS_ENV_FILE=str(work / "env"),
                COMPOSE_PROJECT_NAME=f"usbills-faults-{suffix}",
-               PROXY_NETWORK=f"usbills-faults-proxy-{suffix}", LOCAL_PORT=str(port),
+               PROXY_PROJECT=f"usbills-faults-proxy-{suffix}",
+               PROXY_NETWORK=f"usbills-faults-net-{suffix}", HTTPS_PORT=str(port),
+               HTTP_PORT=str(free_port()), VIRTUAL_HOST="localhost",
                MODEL_BUNDLE_DIR=str(first))
-    site = Site(env)
-    url = f"http://127.0.0.1:{port}"
+    site = Project(env, env["COMPOSE_PROJECT_NAME"], "docker-compose.yml")
+    proxy = Project(env, env["PROXY_PROJECT"], "proxy/docker-compose.yml")
+    url = f"https://localhost:{port}"
     jpeg = (work / "frame.jpg").read_bytes()
     report: dict = {"host": f"{platform.node()} ({os.cpu_count()} CPUs)", "bundle": bundle_desc,
                     "loadavg_before": os.getloadavg()[0], "faults": []}
 
     def up(bundle: Path, check=True) -> subprocess.CompletedProcess:
-        return sh("scripts/up", "--local", env=dict(env, MODEL_BUNDLE_DIR=str(bundle)),
-                  check=check)
+        return sh("scripts/up", env=dict(env, MODEL_BUNDLE_DIR=str(bundle)), check=check)
 
     def fault(name: str, action) -> None:
         print(f"bench-faults: {name}", file=sys.stderr, flush=True)
@@ -152,7 +163,7 @@ def main() -> None:
     def compose_swap(bundle: Path):
         def act():
             t0 = time.monotonic()
-            files = ["-f", "compose.model.yml", "-f", "compose.local.yml"]
+            files = ["-f", "compose.model.yml"]
             if Path("/etc/ssl/certs/ca-certificates.crt").exists():
                 files += ["-f", "compose.ca.yml"]
             sh(*site.compose, *files, "up", "-d", "--wait",
@@ -165,16 +176,16 @@ def main() -> None:
         proc = up(bad, check=False)
         return {"exit": proc.returncode, "said": proc.stderr.strip().splitlines()[-1]}
 
-    def kill(service: str):
+    def kill(project: Project, service: str):
         def act():
-            cid = site.cid(service)
+            cid = project.cid(service)
             t0 = time.monotonic()
             sh("docker", "kill", cid)
             time.sleep(0.5)
-            while site.health(cid) != "healthy" and time.monotonic() - t0 < 60:
+            while project.health(cid) != "healthy" and time.monotonic() - t0 < 60:
                 time.sleep(0.2)
             return {"healthy_again_s": round(time.monotonic() - t0, 1)
-                    if site.health(cid) == "healthy" else None}
+                    if project.health(cid) == "healthy" else None}
         return act
 
     try:
@@ -184,10 +195,13 @@ def main() -> None:
         fault("bundle swap: docker compose up -d", compose_swap(second))
         up(first)
         fault("bad bundle: scripts/up", bad_bundle)
-        for s in SERVICES:
-            fault(f"docker kill {s}", kill(s))
+        for s in SITE_SERVICES:
+            fault(f"docker kill site {s}", kill(site, s))
+        for s in PROXY_SERVICES:
+            fault(f"docker kill proxy-stack {s}", kill(proxy, s))
     finally:
         sh(*site.compose, "down", "-v", "-t", "5", check=False)
+        sh(*proxy.compose, "down", "-v", "-t", "5", check=False)
         sh("docker", "network", "rm", env["PROXY_NETWORK"], check=False)
         shutil.rmtree(work, ignore_errors=True)
     report["loadavg_after"] = os.getloadavg()[0]
@@ -197,8 +211,8 @@ def main() -> None:
     lines = [f"Command: `scripts/bench-faults --bundle {a.bundle}`; {report['host']}; "
              f"{report['bundle']}; load average {report['loadavg_before']:.1f} before, "
              f"{report['loadavg_after']:.1f} after. Load: GET /api/v1/model and POST "
-             "/api/v1/predict in turn, about 5 a second, from 2 s before the fault to 3 s "
-             "after it is over.", "",
+             "/api/v1/predict in turn over HTTPS through the proxy, about 5 a second, from 2 s "
+             "before the fault to 3 s after it is over.", "",
              "| fault | requests | failed | seconds with failures | healthy again | note |",
              "|---|---|---|---|---|---|"]
     for r in report["faults"]:

@@ -1,10 +1,14 @@
-"""Benchmark the US-bills site stack (app + site nginx) on the local Docker engine.
+"""Benchmark the US-bills site as users reach it: through the host proxy over HTTPS.
 
-Brings the stack up with `scripts/up --local` (unique project, ephemeral port), then measures
-image sizes, app cold start (container start -> /readyz 200 through nginx, and -> Docker
-"healthy"), RSS of every container at idle and under load (sum of its processes' RSS, from
-`docker top`), and requests/s through the site nginx with wrk POSTing a small JPEG to
-/api/v1/predict. Writes artifacts/bench-stack.{json,md}; the stack is removed afterwards.
+Brings the whole stack up with `scripts/up` (host proxy + companion + site, own compose
+projects, network and ports; the proxy's per-IP limit lifted so the stack itself is measured),
+then measures image sizes, app cold start, memory of every container (PSS: pages shared by the
+gunicorn master and its workers count once) at idle and at the peak under load, the app's own
+server time per frame, and predictions/s with wrk over HTTPS at several concurrencies:
+frames as the phone page uploads them (224-512 px JPEGs of 10-40 KB, in turn) and a 12 MP
+phone photo. Answers are counted by status (200, 429, other) and socket errors / timeouts
+apart; the machine's load average is printed beside every figure.
+Writes artifacts/bench-stack.{json,md}; the stack is removed afterwards.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import os
 import platform
 import re
 import shutil
+import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -29,7 +35,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 ART = ROOT / "artifacts"
 SERVICES = ("app", "nginx", "watchdog")
+PROXY_SERVICES = ("proxy", "companion", "watchdog")
 sys.path.insert(0, str(ROOT))
+
+# The phone page's frames: longest side 224-512 px (app.js MAX_SIDE 512), JPEG quality 0.8.
+PAGE_FRAMES = [((224, 168), 2), ((320, 240), 3), ((384, 288), 4), ((512, 384), 5)]
+TLS = ssl.create_default_context()
+TLS.check_hostname, TLS.verify_mode = False, ssl.CERT_NONE  # the proxy's self-signed fallback
 
 
 def sh(*cmd, env=None, check=True, timeout=900) -> str:
@@ -73,26 +85,48 @@ def make_bundle(kind: str, dest: Path) -> str:
 
 
 def small_jpeg(path: Path) -> int:
-    from tests.synth import bill, jpeg
+    """One page-sized frame (512x384, about 40 KB); returns its size."""
+    from tests.synth import camera, jpeg
 
-    data = jpeg(bill(20, size=(480, 204)), quality=80)  # a downsized phone frame
+    data = jpeg(camera((512, 384), noise=5), quality=80)
     path.write_bytes(data)
     return len(data)
 
 
-def http_status(url: str) -> int:
+def bodies(work: Path) -> dict[str, list[Path]]:
+    from tests.synth import camera, jpeg
+
+    page = []
+    for i, (size, noise) in enumerate(PAGE_FRAMES):
+        p = work / f"frame-{size[0]}.jpg"
+        p.write_bytes(jpeg(camera(size, value=(1, 5, 20, 100)[i], seed=i, noise=noise), 80))
+        page.append(p)
+    photo = work / "photo-12mp.jpg"
+    photo.write_bytes(jpeg(camera((4000, 3000), noise=5), quality=90))
+    return {"page frames": page, "12 MP photo": [photo]}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("", 0))
+        return s.getsockname()[1]
+
+
+def https_status(url: str) -> int:
     try:
-        with urllib.request.urlopen(url, timeout=2) as r:  # noqa: S310 - local benchmark URL
+        with urllib.request.urlopen(url, timeout=2, context=TLS) as r:  # noqa: S310 - local
             return r.status
     except OSError as e:
         return getattr(e, "code", 0) or 0
 
 
-class Stack:
-    def __init__(self, env: dict):
+class Project:
+    """One compose project of the benchmark (the site, or the host proxy)."""
+
+    def __init__(self, env: dict, name: str, file: str):
         self.env = env
-        self.base = ["docker", "compose", "--env-file", env["USBILLS_ENV_FILE"], "-p",
-                     env["COMPOSE_PROJECT_NAME"], "-f", "docker-compose.yml"]
+        self.base = ["docker", "compose", "--env-file", env["USBILLS_ENV_FILE"], "-p", name,
+                     "-f", file]
 
     def compose(self, *args) -> str:
         return sh(*self.base, *args, env=self.env)
@@ -103,7 +137,7 @@ class Stack:
     def health(self, service: str) -> str:
         return sh("docker", "inspect", "-f", "{{.State.Health.Status}}", self.cid(service)).strip()
 
-    def rss_mb(self, service: str) -> float:
+    def pss_mb(self, service: str) -> float:
         """Sum of the container's processes' PSS (shared pages such as the model mapped by the
         gunicorn master and its forked workers are split between them, not counted twice)."""
         rows = sh("docker", "top", self.cid(service), "-eo", "pid,rss").splitlines()[1:]
@@ -118,16 +152,16 @@ class Stack:
         return total_kb / 1024
 
 
-def cold_starts(stack: Stack, url: str, runs: int) -> dict:
+def cold_starts(site: Project, url: str, runs: int) -> dict:
     ready, healthy = [], []
     for _ in range(runs):
-        stack.compose("stop", "app")
+        site.compose("stop", "app")
         t0 = time.monotonic()
-        stack.compose("start", "app")
-        while http_status(f"{url}/readyz") != 200:
+        site.compose("start", "app")
+        while https_status(f"{url}/readyz") != 200:
             time.sleep(0.02)
         ready.append(time.monotonic() - t0)
-        while stack.health("app") != "healthy":
+        while site.health("app") != "healthy":
             time.sleep(0.05)
         healthy.append(time.monotonic() - t0)
     return {"ready_s": ready, "healthy_s": healthy}
@@ -140,81 +174,132 @@ def server_times(url: str, body: Path, n: int = 30) -> dict:
     for _ in range(n):
         req = urllib.request.Request(f"{url}/api/v1/predict", data=data,  # noqa: S310
                                      headers={"Content-Type": "image/jpeg"})
-        with urllib.request.urlopen(req, timeout=10) as r:  # noqa: S310 - local benchmark URL
+        with urllib.request.urlopen(req, timeout=10, context=TLS) as r:  # noqa: S310 - local
             rows.append(json.loads(r.read())["timings_ms"])
     return {k: statistics.median(row[k] for row in rows) for k in rows[0]}
 
 
-def wrk(url: str, body: Path, duration: int, connections: int, threads: int) -> dict:
-    lua = body.with_suffix(".lua")
-    lua.write_text(
-        f'local f = io.open("{body}", "rb")\nwrk.method = "POST"\nwrk.body = f:read("*all")\n'
-        'f:close()\nwrk.headers["Content-Type"] = "image/jpeg"\n')
-    out = sh("wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency",
-             "-s", str(lua), f"{url}/api/v1/predict")
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+# wrk POSTs the bodies in turn and counts answers by status in every thread (wrk's own
+# "Non-2xx" line lumps 429s with errors and misses socket errors).
+WRK_LUA = """
+local paths = {%s}
+local bodies, n = {}, 0
+for i, p in ipairs(paths) do local f = io.open(p, "rb"); bodies[i] = f:read("*all"); f:close() end
+statuses = {}
+request = function()
+  n = n %% #bodies + 1
+  return wrk.format("POST", "/api/v1/predict", {["Content-Type"] = "image/jpeg"}, bodies[n])
+end
+response = function(status) statuses[status] = (statuses[status] or 0) + 1 end
+local threads = {}
+setup = function(t) table.insert(threads, t) end
+done = function()
+  for _, t in ipairs(threads) do
+    for s, k in pairs(t:get("statuses")) do io.write(string.format("status %%d %%d\\n", s, k)) end
+  end
+end
+"""
+
+
+def wrk(url: str, files: list[Path], duration: int, connections: int) -> dict:
+    lua = files[0].parent / "post.lua"
+    lua.write_text(WRK_LUA % ", ".join(f'"{p}"' for p in files))
+    out = sh("wrk", f"-t{min(connections, 2)}", f"-c{connections}", f"-d{duration}s",
+             "--timeout", "10s", "--latency", "-s", str(lua), f"{url}/api/v1/predict",
+             timeout=duration + 60)
+    statuses: dict[int, int] = {}
+    for s, k in re.findall(r"^status (\d+) (\d+)$", out, re.M):
+        statuses[int(s)] = statuses.get(int(s), 0) + int(k)
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     lat = dict(re.findall(r"^\s+(50|90|99)%\s+(\S+)$", out, re.M))
-    return {"rps": rps, "non_2xx": int(non2xx.group(1)) if non2xx else 0,
-            "latency": lat, "raw": out}
+    ok = statuses.get(200, 0)
+    return {"connections": connections, "ok_per_s": ok / duration, "latency": lat,
+            "ok": ok, "429": statuses.get(429, 0),
+            "other": sum(k for s, k in statuses.items() if s not in (200, 429)),
+            "socket_errors": sum(map(int, sock.groups()[:3])) if sock else 0,
+            "timeouts": int(sock.group(4)) if sock else 0,
+            "load": os.getloadavg()[0], "raw": out}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--duration", type=int, default=20)
-    ap.add_argument("--connections", type=int, default=8)
-    ap.add_argument("--threads", type=int, default=2, help="wrk threads")
+    ap.add_argument("--duration", type=int, default=15, help="seconds per load run")
+    ap.add_argument("--concurrency", default="1,4,16",
+                    help="connections for the page frames (the 12 MP photo: the first two)")
     ap.add_argument("--runs", type=int, default=5, help="cold starts to time")
     ap.add_argument("--bundle", choices=["auto", "real", "mobilenet", "colour"], default="auto")
     ap.add_argument("--web-concurrency", default="1")
     ap.add_argument("--gunicorn-threads", default="4")
     a = ap.parse_args()
+    try:
+        levels = [int(c) for c in a.concurrency.split(",")]
+        assert levels and all(c >= 1 for c in levels)
+    except (ValueError, AssertionError):
+        ap.error(f"--concurrency {a.concurrency!r}: expected numbers like 1,4,16")
 
     work = Path(tempfile.mkdtemp(prefix="bench-stack-"))
+    work.chmod(0o755)
     bundle_desc = make_bundle(a.bundle, work / "bundle")
-    jpeg_bytes = small_jpeg(work / "frame.jpg")
+    files = bodies(work)
     suffix = uuid.uuid4().hex[:8]
+    port = free_port()
+    (work / "env").write_text("")
     env = dict(os.environ, USBILLS_ENV_FILE=str(work / "env"),
                COMPOSE_PROJECT_NAME=f"usbills-bench-{suffix}",
-               PROXY_NETWORK=f"usbills-bench-proxy-{suffix}", LOCAL_PORT="0",
+               PROXY_PROJECT=f"usbills-bench-proxy-{suffix}",
+               PROXY_NETWORK=f"usbills-bench-net-{suffix}", HTTPS_PORT=str(port),
+               HTTP_PORT=str(free_port()), VIRTUAL_HOST="localhost",
+               # The stack's capacity, not the per-IP limit (all load comes from one address).
+               RATE_LIMIT="100000", RATE_BURST="100000",
                MODEL_BUNDLE_DIR=str(work / "bundle"), WEB_CONCURRENCY=a.web_concurrency,
                GUNICORN_THREADS=a.gunicorn_threads)
-    stack = Stack(env)
+    site = Project(env, env["COMPOSE_PROJECT_NAME"], "docker-compose.yml")
+    proxy = Project(env, env["PROXY_PROJECT"], "proxy/docker-compose.yml")
+    sizes = {name: [p.stat().st_size for p in ps] for name, ps in files.items()}
     report: dict = {"host": f"{platform.node()} ({os.cpu_count()} CPUs)", "bundle": bundle_desc,
-                    "loadavg_before": os.getloadavg()[0],
-                    "jpeg_bytes": jpeg_bytes, "args": vars(a)}
+                    "loadavg_before": os.getloadavg()[0], "body_bytes": sizes,
+                    "args": vars(a)}
     try:
         t0 = time.monotonic()
-        url = sh("scripts/up", "--local", env=env).strip().splitlines()[-1].rstrip("/")
+        sh("scripts/up", env=env)
+        url = f"https://localhost:{port}"
         report["scripts_up_s"] = time.monotonic() - t0  # images already built: start + health
         report["images_mb"] = {
             img: int(sh("docker", "image", "inspect", "-f", "{{.Size}}", img)) / 1e6
-            for img in ("usbills/app:0.1.0", "usbills/site-nginx:0.1.0")}
-        report["cold_start"] = cold_starts(stack, url, a.runs)
-        for _ in range(3):  # warm up: first requests load code paths and caches
-            subprocess.run(["curl", "-s", "-o", "/dev/null", "-H", "Content-Type: image/jpeg",
-                            "--data-binary", f"@{work / 'frame.jpg'}", f"{url}/api/v1/predict"],
-                           check=False)
-        report["server_ms"] = server_times(url, work / "frame.jpg")
+            for img in ("usbills/app:0.1.0", "usbills/site-nginx:0.1.0", "usbills/proxy:0.1.0")}
+        report["cold_start"] = cold_starts(site, url, a.runs)
+        for f in files["page frames"]:  # warm up: first requests load code paths and caches
+            server_times(url, f, 2)
+        report["server_ms"] = {f"{p.name} ({p.stat().st_size // 1000} KB)": server_times(url, p)
+                               for p in (files["page frames"][-1], files["12 MP photo"][0])}
         time.sleep(3)
-        report["rss_idle_mb"] = {s: stack.rss_mb(s) for s in SERVICES}
-        peak = {s: 0.0 for s in SERVICES}
+        containers = {**{f"site {s}": (site, s) for s in SERVICES},
+                      **{f"proxy {s}": (proxy, s) for s in PROXY_SERVICES}}
+        report["pss_idle_mb"] = {k: p.pss_mb(s) for k, (p, s) in containers.items()}
+        peak = dict.fromkeys(containers, 0.0)
         stop = threading.Event()
 
         def sample():
             while not stop.wait(1.0):
-                for s in SERVICES:
-                    peak[s] = max(peak[s], stack.rss_mb(s))
+                for k, (p, s) in containers.items():
+                    peak[k] = max(peak[k], p.pss_mb(s))
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        report["load"] = wrk(url, work / "frame.jpg", a.duration, a.connections, a.threads)
+        report["load"] = []
+        for name, ps in files.items():
+            for c in levels if name == "page frames" else levels[:2]:
+                r = wrk(url, ps, a.duration, c)
+                report["load"].append({"body": name, **r})
+                print(f"bench-stack: {name} c={c}: {r['ok_per_s']:.1f}/s, p99 "
+                      f"{r['latency'].get('99')}, load {r['load']:.1f}", file=sys.stderr)
         stop.set()
         sampler.join()
-        report["rss_load_peak_mb"] = peak
+        report["pss_peak_mb"] = peak
         report["loadavg_after"] = os.getloadavg()[0]
     finally:
-        sh(*stack.base, "down", "--timeout", "5", env=env, check=False)
+        sh(*site.base, "down", "--timeout", "5", env=env, check=False)
+        sh(*proxy.base, "down", "--volumes", "--timeout", "5", env=env, check=False)
         sh("docker", "network", "rm", env["PROXY_NETWORK"], check=False)
         shutil.rmtree(work, ignore_errors=True)
 
@@ -227,27 +312,38 @@ def main() -> None:
 def markdown(r: dict) -> str:
     cs = r["cold_start"]
     med = statistics.median
+    kb = {k: ", ".join(f"{b / 1000:.0f}" for b in v) for k, v in r["body_bytes"].items()}
+    idle = sum(r["pss_idle_mb"].values())
     lines = [
         f"Host: {r['host']}, load average {r['loadavg_before']:.1f} before / "
-        f"{r['loadavg_after']:.1f} after (other jobs share these cores). Bundle: {r['bundle']}. "
-        f"JPEG: {r['jpeg_bytes']} bytes.",
+        f"{r['loadavg_after']:.1f} after (wrk and the stack share these cores). "
+        f"Bundle: {r['bundle']}. Bodies (KB): page frames {kb['page frames']}; "
+        f"12 MP photo {kb['12 MP photo']}.",
         f"Args: {r['args']}", "",
         "| image | size |", "|---|---|",
         *[f"| `{k}` | {v:.1f} MB ({v * 1e6 / 2**20:.1f} MiB) |" for k, v in r["images_mb"].items()],
         "",
-        f"`scripts/up --local` with images built: {r['scripts_up_s']:.1f} s to a healthy stack.",
+        f"`scripts/up` (proxy + site), images built: {r['scripts_up_s']:.1f} s to healthy.",
         f"App cold start (`docker compose start app`, {len(cs['ready_s'])} runs): /readyz 200 "
-        f"through nginx after median {med(cs['ready_s']):.2f} s (min {min(cs['ready_s']):.2f}, "
+        f"over HTTPS after median {med(cs['ready_s']):.2f} s (min {min(cs['ready_s']):.2f}, "
         f"max {max(cs['ready_s']):.2f}); Docker health `healthy` after median "
         f"{med(cs['healthy_s']):.2f} s.", "",
-        "Server time per request (app's timings_ms, median of 30 sequential requests): "
-        + ", ".join(f"{k} {v:.1f} ms" for k, v in r["server_ms"].items()), "",
+        "Server time per request (the app's timings_ms, median of 30 sequential requests):", "",
+        *[f"- {k}: " + ", ".join(f"{n} {v:.1f} ms" for n, v in t.items())
+          for k, t in r["server_ms"].items()], "",
         "| container | memory idle (PSS) | peak under load (PSS) |", "|---|---|---|",
-        *[f"| {s} | {r['rss_idle_mb'][s]:.1f} MB | {r['rss_load_peak_mb'][s]:.1f} MB |"
-          for s in SERVICES],
+        *[f"| {k} | {v:.1f} MB | {r['pss_peak_mb'][k]:.1f} MB |"
+          for k, v in r["pss_idle_mb"].items()],
+        f"| **whole stack** | **{idle:.1f} MB** | {sum(r['pss_peak_mb'].values()):.1f} MB |",
         "",
-        f"Load: {r['load']['rps']:.1f} requests/s (non-2xx: {r['load']['non_2xx']}), latency "
-        + ", ".join(f"p{k} {v}" for k, v in r["load"]["latency"].items()), "",
+        "POST /api/v1/predict over HTTPS through the proxy (wrk, keep-alive connections, "
+        f"{r['args']['duration']} s each):", "",
+        "| body | connections | answered 200/s | p50 | p90 | p99 | 429 | other non-2xx | "
+        "socket errors | timeouts | load |", "|---|---|---|---|---|---|---|---|---|---|---|",
+        *[f"| {x['body']} | {x['connections']} | {x['ok_per_s']:.1f} | "
+          f"{x['latency'].get('50', '?')} | {x['latency'].get('90', '?')} | "
+          f"{x['latency'].get('99', '?')} | {x['429']} | {x['other']} | {x['socket_errors']} | "
+          f"{x['timeouts']} | {x['load']:.1f} |" for x in r["load"]], "",
     ]
     return "\n".join(lines)
 

@@ -35,7 +35,7 @@ def test_openapi(client):
     for path in ("/api/v1/predict", "/api/v1/model", "/healthz", "/readyz", "/metrics"):
         assert path in spec["paths"]
     responses = spec["paths"]["/api/v1/predict"]["post"]["responses"]
-    assert set(responses) == {"200", "400", "405", "413", "415", "422", "429", "503"}
+    assert set(responses) == {"200", "400", "405", "413", "414", "415", "422", "429", "503"}
     # Every $ref resolves.
     text = str(spec)
     for ref in set(re.findall(r"#/components/schemas/(\w+)", text)):

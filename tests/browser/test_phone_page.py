@@ -419,7 +419,8 @@ def test_scan_announces_a_note_once_while_the_hand_moves(new_page, server, video
 
 
 @pytest.mark.parametrize("mode", ["speak", "vibrate", "silent"])
-def test_scan_says_when_the_connection_is_lost_and_back(new_page, own_server, videos, mode):
+def test_scan_says_when_the_connection_is_lost_and_back(new_page, own_server, videos, check,
+                                                        mode):
     """The server stopped mid-scan and started again: every mode tells both, once each, and
     the box no longer shows the note from before."""
     t = STRINGS["en"]
@@ -436,6 +437,7 @@ def test_scan_says_when_the_connection_is_lost_and_back(new_page, own_server, vi
                            arg=t["offline"], timeout=15000)
     assert not page.evaluate("() => document.getElementById('answer').classList"
                              ".contains('is-identified')")
+    check(page, f"16-offline-{mode}", shot=mode == "speak")
     page.wait_for_timeout(4500)  # two more failed tries: told once, not on every try
     own_server.start()
     page.wait_for_function("(m) => document.getElementById('answer-text').textContent === m",
