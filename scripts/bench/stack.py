@@ -1,13 +1,15 @@
 """Benchmark the US-bills site as users reach it: through the host proxy over HTTPS.
 
 Brings the whole stack up with `scripts/up` (host proxy + companion + site, own compose
-projects, network and ports; the proxy's per-IP limit lifted so the stack itself is measured),
+projects, network and ports, default settings: the proxy's per-IP limit applies, as it does to
+phones behind one carrier-NAT address),
 then measures image sizes, app cold start, memory of every container (PSS: pages shared by the
 gunicorn master and its workers count once) at idle and at the peak under load, the app's own
 server time per frame, and predictions/s with wrk over HTTPS at several concurrencies:
 frames as the phone page uploads them (224-512 px JPEGs of 10-40 KB, in turn) and a 12 MP
 phone photo. Answers are counted by status (200, 429, other) and socket errors / timeouts
-apart; the machine's load average is printed beside every figure.
+apart; the machine's load average and the CPU time the hypervisor took (steal) are printed
+beside every figure.
 Writes artifacts/bench-stack.{json,md}; the stack is removed afterwards.
 """
 
@@ -201,8 +203,19 @@ end
 """
 
 
+def cpu_times() -> list[int]:
+    return [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+
+
+def steal_pct(before: list[int], after: list[int]) -> float:
+    """Share of CPU time the hypervisor gave to other guests (shared cloud hosts)."""
+    d = [b - a for a, b in zip(before, after, strict=True)]
+    return 100 * d[7] / max(1, sum(d[:8]))
+
+
 def wrk(url: str, files: list[Path], duration: int, connections: int) -> dict:
     lua = files[0].parent / "post.lua"
+    t0 = cpu_times()
     lua.write_text(WRK_LUA % ", ".join(f'"{p}"' for p in files))
     out = sh("wrk", f"-t{min(connections, 2)}", f"-c{connections}", f"-d{duration}s",
              "--timeout", "10s", "--latency", "-s", str(lua), f"{url}/api/v1/predict",
@@ -211,14 +224,14 @@ def wrk(url: str, files: list[Path], duration: int, connections: int) -> dict:
     for s, k in re.findall(r"^status (\d+) (\d+)$", out, re.M):
         statuses[int(s)] = statuses.get(int(s), 0) + int(k)
     sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    lat = dict(re.findall(r"^\s+(50|90|99)%\s+(\S+)$", out, re.M))
+    lat = dict(re.findall(r"^\s+(50|90|99)%\s+(\S+)\s*$", out, re.M))
     ok = statuses.get(200, 0)
     return {"connections": connections, "ok_per_s": ok / duration, "latency": lat,
             "ok": ok, "429": statuses.get(429, 0),
             "other": sum(k for s, k in statuses.items() if s not in (200, 429)),
             "socket_errors": sum(map(int, sock.groups()[:3])) if sock else 0,
             "timeouts": int(sock.group(4)) if sock else 0,
-            "load": os.getloadavg()[0], "raw": out}
+            "load": os.getloadavg()[0], "steal_pct": steal_pct(t0, cpu_times()), "raw": out}
 
 
 def main() -> None:
@@ -249,8 +262,6 @@ def main() -> None:
                PROXY_PROJECT=f"usbills-bench-proxy-{suffix}",
                PROXY_NETWORK=f"usbills-bench-net-{suffix}", HTTPS_PORT=str(port),
                HTTP_PORT=str(free_port()), VIRTUAL_HOST="localhost",
-               # The stack's capacity, not the per-IP limit (all load comes from one address).
-               RATE_LIMIT="100000", RATE_BURST="100000",
                MODEL_BUNDLE_DIR=str(work / "bundle"), WEB_CONCURRENCY=a.web_concurrency,
                GUNICORN_THREADS=a.gunicorn_threads)
     site = Project(env, env["COMPOSE_PROJECT_NAME"], "docker-compose.yml")
@@ -339,11 +350,13 @@ def markdown(r: dict) -> str:
         "POST /api/v1/predict over HTTPS through the proxy (wrk, keep-alive connections, "
         f"{r['args']['duration']} s each):", "",
         "| body | connections | answered 200/s | p50 | p90 | p99 | 429 | other non-2xx | "
-        "socket errors | timeouts | load |", "|---|---|---|---|---|---|---|---|---|---|---|",
+        "socket errors | timeouts | load | CPU steal |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
         *[f"| {x['body']} | {x['connections']} | {x['ok_per_s']:.1f} | "
           f"{x['latency'].get('50', '?')} | {x['latency'].get('90', '?')} | "
           f"{x['latency'].get('99', '?')} | {x['429']} | {x['other']} | {x['socket_errors']} | "
-          f"{x['timeouts']} | {x['load']:.1f} |" for x in r["load"]], "",
+          f"{x['timeouts']} | {x['load']:.1f} | {x['steal_pct']:.0f} % |" for x in r["load"]],
+        "",
     ]
     return "\n".join(lines)
 
