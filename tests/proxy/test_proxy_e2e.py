@@ -195,7 +195,7 @@ def test_per_ip_rate_limit_answers_429(stack, sites):
     assert refusals["/api/v1/model"][0] == "application/json"
     assert b'"code": "rate_limited"' in refusals["/api/v1/model"][1]
     assert refusals["/"][0].startswith("text/html")
-    time.sleep(3)  # let the bucket (default 20 r/s, burst 40) refill for the next tests
+    time.sleep(3)  # let the bucket (default 50 r/s, burst 100) refill for the next tests
 
 
 def test_site_started_later_is_routed_and_certified_then_removed(stack, sites):
