@@ -570,6 +570,41 @@ def test_autostart_is_remembered_and_torch_only_with_a_light(new_page, server, v
     assert spoken(page) == [] and page.is_hidden("#scan-video")
 
 
+# Chromium's fake camera has no torch; a phone's rear camera does. This gives the fake camera's
+# track the capability and records what the page asks of it.
+TORCH = """
+(() => {
+  window.__torch = [];
+  const caps = MediaStreamTrack.prototype.getCapabilities;
+  MediaStreamTrack.prototype.getCapabilities = function () {
+    return Object.assign({}, caps ? caps.call(this) : {}, {torch: true});
+  };
+  MediaStreamTrack.prototype.applyConstraints = function (c) {
+    window.__torch.push(c.advanced[0].torch);
+    return Promise.resolve();
+  };
+})();
+"""
+
+
+def test_torch_button_where_the_camera_has_a_light(new_page, server, check, videos):
+    page = new_page(videos["bill"])
+    page.context.add_init_script(TORCH)
+    page.goto("/")
+    page.click("#scan-toggle")
+    page.wait_for_selector("#scan-torch", state="visible", timeout=10000)
+    assert page.get_attribute("#scan-torch", "aria-pressed") == "false"
+    page.click("#scan-torch")
+    page.wait_for_function("() => document.getElementById('scan-torch')"
+                           ".getAttribute('aria-pressed') === 'true'", timeout=5000)
+    page.click("#scan-torch")
+    page.wait_for_function("() => window.__torch.length === 2", timeout=5000)
+    assert page.evaluate("() => window.__torch") == [True, False]
+    check(page, "17-torch", shot=False)
+    page.click("#scan-toggle")  # stop: the light goes with the camera
+    assert page.is_hidden("#scan-torch")
+
+
 # ---------- language ----------
 
 def test_language_switch_is_visible_and_remembered(new_page, server, check):
