@@ -78,6 +78,17 @@ def is_predict(r) -> bool:
     return "/api/v1/predict" in r.url and r.request.method == "POST"
 
 
+def scan_until_spoken(page, timeout: int = 20000) -> list[dict]:
+    """Open the page, start scanning and wait for the first answer or tip to be spoken (after
+    the start cue); returns the API answers the page got, a list that keeps growing."""
+    answers = []
+    page.on("response", lambda r: answers.append(r.json()) if is_predict(r) and r.ok else None)
+    page.goto("/")
+    page.click("#scan-toggle")
+    page.wait_for_function("() => window.__spoken.length >= 2", timeout=timeout)
+    return answers
+
+
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory):
     d = tmp_path_factory.mktemp("camera")
@@ -374,11 +385,7 @@ def test_scan_vibrates_in_privacy_mode(new_page, server, check, videos):
 
 def test_scan_gives_a_tip_when_nothing_is_identified(new_page, server, check, videos):
     page = new_page(videos["dark"])
-    answers = []
-    page.on("response", lambda r: answers.append(r.json()) if is_predict(r) and r.ok else None)
-    page.goto("/")
-    page.click("#scan-toggle")
-    page.wait_for_function("() => window.__spoken.length >= 2", timeout=30000)
+    answers = scan_until_spoken(page, timeout=30000)
     said = spoken(page)[1]["text"]
     assert not any(a["identified"] for a in answers)
     assert len(answers) >= 6  # a tip only after several frames without an answer
@@ -405,11 +412,7 @@ def test_scan_resumes_by_itself_when_the_view_changes(new_page, server, videos):
 def test_scan_announces_a_note_once_while_the_hand_moves(new_page, server, videos):
     """Small movements change the view (and resume uploads) but not the note: said once."""
     page = new_page(videos["moving"])
-    answers = []
-    page.on("response", lambda r: answers.append(r.json()) if is_predict(r) and r.ok else None)
-    page.goto("/")
-    page.click("#scan-toggle")
-    page.wait_for_function("() => window.__spoken.length >= 2", timeout=20000)
+    answers = scan_until_spoken(page)
     assert spoken(page)[1]["text"] == "Twenty dollars"
     sent = len(answers)
     page.wait_for_timeout(6000)  # six swaps of the view
