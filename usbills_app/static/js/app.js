@@ -315,6 +315,7 @@
   var logic = null;
   var timer = null;
   var run = 0; // bumped by every start and stop: a late answer from an old run is dropped
+  var troubled = false; // the last request failed for want of a connection or capacity
 
   function setState(next) {
     state = next;
@@ -357,6 +358,7 @@
       return;
     }
     run += 1;
+    troubled = false;
     setState('starting');
     // The control and the answer under it fill the screen while scanning, even at 200 % text.
     scanBox.scrollIntoView({ block: 'start' });
@@ -394,8 +396,6 @@
     video.srcObject = null;
     setState('off');
   }
-
-  var troubled = false; // the last request failed for want of a connection or capacity
 
   function schedule(delay) {
     clearTimeout(timer);
