@@ -17,7 +17,6 @@ import json
 import os
 import platform
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,7 @@ import requests
 import urllib3
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from stack import ART, ROOT, make_bundle, small_jpeg  # noqa: E402 (the sibling benchmark)
+from stack import ART, ROOT, free_port, make_bundle, small_jpeg  # noqa: E402 (the sibling benchmark)
 
 from tests.bundles import variant  # noqa: E402 (ROOT is on sys.path now)
 
@@ -45,12 +44,6 @@ def sh(*cmd, env=None, check=True, timeout=600) -> subprocess.CompletedProcess:
     if check and proc.returncode != 0:
         sys.exit(f"bench-faults: {' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("", 0))
-        return s.getsockname()[1]
 
 
 class Load:

@@ -277,9 +277,8 @@
     } catch (e) {
       showError(e instanceof ApiFailure ? e.message : S.error_generic.replace('{message}', String(e)));
     }
-    // The answer, not the file input, is where the person is now (and in view at any size).
+    // The answer, not the file input, is where the person is now (tell() scrolled it into view).
     answerBox.focus();
-    answerBox.scrollIntoView({ block: 'nearest' });
   }
 
   function setupPhoto() {
