@@ -29,7 +29,7 @@ import requests
 import urllib3
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from stack import ART, ROOT, free_port, make_bundle, small_jpeg  # noqa: E402 (the sibling benchmark)
+from stack import ART, ROOT, Project, free_port, make_bundle, small_jpeg  # noqa: E402 (the sibling benchmark)
 
 from tests.bundles import variant  # noqa: E402 (ROOT is on sys.path now)
 
@@ -94,22 +94,6 @@ class Load:
                 "failed_seconds": sorted({int(t) for t, _ in failed}), "failed_as": kinds}
 
 
-class Project:
-    """One compose project of the benchmark: the site, or the host proxy."""
-
-    def __init__(self, env: dict, name: str, file: str):
-        self.env = env
-        self.compose = ["docker", "compose", "--env-file", env["USBILLS_ENV_FILE"], "-p", name,
-                        "-f", file]
-
-    def cid(self, service: str) -> str:
-        return sh(*self.compose, "ps", "-q", service).stdout.split()[0]
-
-    def health(self, cid: str) -> str:
-        return sh("docker", "inspect", "-f", "{{if .State.Health}}{{.State.Health.Status}}"
-                  "{{else}}{{.State.Status}}{{end}}", cid, check=False).stdout.strip()
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bundle", choices=["auto", "real", "mobilenet", "colour"], default="auto")
@@ -161,7 +145,7 @@ def main() -> None:
             files = ["-f", "compose.model.yml"]
             if Path("/etc/ssl/certs/ca-certificates.crt").exists():
                 files += ["-f", "compose.ca.yml"]
-            sh(*site.compose, *files, "up", "-d", "--wait",
+            sh(*site.base, *files, "up", "-d", "--wait",
                env=dict(env, MODEL_BUNDLE_DIR=str(bundle),
                         BUILD_CA_FILE="/etc/ssl/certs/ca-certificates.crt"))
             return {"command_s": round(time.monotonic() - t0, 1)}
@@ -183,12 +167,12 @@ def main() -> None:
                            check=False).stdout.strip()
                 if running is None and state == "running":
                     running = round(time.monotonic() - t0, 1)
-                if project.health(cid) == "healthy":
+                if project.health_of(cid) == "healthy":
                     break
                 time.sleep(0.2)
             return {"running_again_s": running,
                     "healthy_again_s": round(time.monotonic() - t0, 1)
-                    if project.health(cid) == "healthy" else None}
+                    if project.health_of(cid) == "healthy" else None}
         return act
 
     try:
@@ -203,8 +187,8 @@ def main() -> None:
         for s in PROXY_SERVICES:
             fault(f"docker kill proxy-stack {s}", kill(proxy, s))
     finally:
-        sh(*site.compose, "down", "-v", "-t", "5", check=False)
-        sh(*proxy.compose, "down", "-v", "-t", "5", check=False)
+        sh(*site.base, "down", "-v", "-t", "5", check=False)
+        sh(*proxy.base, "down", "-v", "-t", "5", check=False)
         sh("docker", "network", "rm", env["PROXY_NETWORK"], check=False)
         shutil.rmtree(work, ignore_errors=True)
     report["loadavg_after"] = os.getloadavg()[0]

@@ -9,8 +9,9 @@ server time per frame, and predictions/s with wrk over HTTPS at several concurre
 frames as the phone page uploads them (224-512 px JPEGs of 10-40 KB, in turn) and a 12 MP
 phone photo. Answers are counted by status (200, 429, other) and socket errors / timeouts
 apart; the machine's load average and the CPU time the hypervisor took (steal) are printed
-beside every figure.
-Writes artifacts/bench-stack.{json,md}; the stack is removed afterwards.
+beside every figure. Then our app against a seed-style reference server
+(scripts/bench/reference_server.py, in a venv of its own), runs interleaved, with the ratio.
+Writes artifacts/bench-stack.{json,md} (--out); the stack is removed afterwards.
 """
 
 from __future__ import annotations
@@ -123,7 +124,7 @@ def https_status(url: str) -> int:
 
 
 class Project:
-    """One compose project of the benchmark (the site, or the host proxy)."""
+    """One compose project of a benchmark (the site, or the host proxy); bench-faults too."""
 
     def __init__(self, env: dict, name: str, file: str):
         self.env = env
@@ -136,22 +137,57 @@ class Project:
     def cid(self, service: str) -> str:
         return self.compose("ps", "-a", "-q", service).split()[0]
 
+    @staticmethod
+    def health_of(cid: str) -> str:
+        """Docker's health status, or the state for a container without a healthcheck."""
+        return sh("docker", "inspect", "-f", "{{if .State.Health}}{{.State.Health.Status}}"
+                  "{{else}}{{.State.Status}}{{end}}", cid, check=False).strip()
+
     def health(self, service: str) -> str:
-        return sh("docker", "inspect", "-f", "{{.State.Health.Status}}", self.cid(service)).strip()
+        return self.health_of(self.cid(service))
+
+    def pids(self, service: str) -> list[int]:
+        rows = sh("docker", "top", self.cid(service), "-eo", "pid").splitlines()[1:]
+        return [int(r.split()[0]) for r in rows if r.strip()]
 
     def pss_mb(self, service: str) -> float:
         """Sum of the container's processes' PSS (shared pages such as the model mapped by the
         gunicorn master and its forked workers are split between them, not counted twice)."""
-        rows = sh("docker", "top", self.cid(service), "-eo", "pid,rss").splitlines()[1:]
-        total_kb = 0
-        for r in rows:
-            pid, rss = r.split()[:2]
-            try:
-                text = Path(f"/proc/{pid}/smaps_rollup").read_text()
-                total_kb += int(re.search(r"^Pss:\s+(\d+)", text, re.M).group(1))
-            except (OSError, AttributeError):
-                total_kb += int(rss)  # no access to smaps: RSS (an upper bound)
-        return total_kb / 1024
+        return pss_mb(self.pids(service))
+
+    def ip(self, service: str) -> str:
+        return sh("docker", "inspect", "-f",
+                  "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
+                  self.cid(service)).split()[0]
+
+
+def pss_mb(pids: list[int]) -> float:
+    total_kb = 0
+    for pid in pids:
+        try:
+            text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+            total_kb += int(re.search(r"^Pss:\s+(\d+)", text, re.M).group(1))
+        except (OSError, AttributeError):
+            pass  # the process has exited
+    return total_kb / 1024
+
+
+def cpu_s(pids: list[int]) -> float:
+    """User + system CPU seconds the processes have used so far."""
+    tick, total = os.sysconf("SC_CLK_TCK"), 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError):
+            pass
+    return total / tick
+
+
+def tree(pid: int) -> list[int]:
+    """``pid`` and its child processes (the reference's gunicorn master and workers)."""
+    kids = sh("pgrep", "-P", str(pid), check=False).split()
+    return [pid, *[int(k) for k in kids]]
 
 
 def cold_starts(site: Project, url: str, runs: int) -> dict:
@@ -234,6 +270,68 @@ def wrk(url: str, files: list[Path], duration: int, connections: int) -> dict:
             "load": os.getloadavg()[0], "steal_pct": steal_pct(t0, cpu_times()), "raw": out}
 
 
+REF_VENV = ROOT / ".cache/bench/reference-venv"
+REF_REQS = ROOT / "scripts/bench/reference-requirements.txt"
+
+
+def reference_python(given: str | None) -> str:
+    """The reference server's interpreter: ``given``, else its own venv, built when missing or
+    when its requirements changed (TensorFlow is about 1.6 GB installed)."""
+    if given:
+        return given
+    py, stamp = REF_VENV / "bin/python", REF_VENV / ".requirements"
+    if not py.exists() or not stamp.exists() or stamp.read_text() != REF_REQS.read_text():
+        print(f"bench-stack: building the reference server's venv in {REF_VENV}", file=sys.stderr)
+        sh("python3", "-m", "venv", str(REF_VENV))
+        sh(str(py), "-m", "pip", "install", "-q", "-r", str(REF_REQS), timeout=3600)
+        stamp.write_text(REF_REQS.read_text())
+    return str(py)
+
+
+def start_reference(python: str, workers: str, threads: str) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    proc = subprocess.Popen(  # noqa: S603 - our own command line
+        [python, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", "-w", workers, "--threads",
+         threads, "-k", "gthread", "--timeout", "120", "--chdir", str(ROOT / "scripts/bench"),
+         "reference_server:app"],
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES=""),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 300
+    while https_status(f"{url}/readyz") != 200:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            sys.exit(f"bench-stack: the reference server ({python}) did not start; run it by "
+                     "hand to see why: gunicorn --chdir scripts/bench reference_server:app")
+        time.sleep(0.5)
+    return proc, url
+
+
+def versus_reference(ours: tuple[str, list[int]], ref: tuple[str, list[int]],
+                     frames: list[Path], levels: list[int], duration: int, rounds: int) -> list:
+    """Our app (straight to its container, HTTP) and the reference (loopback, HTTP), each one
+    gunicorn with the same workers and threads, the same frames, runs interleaved; CPU seconds
+    of each server's processes per answer are the per-core cost."""
+    rows = []
+    for c in levels:
+        for rnd in range(rounds):
+            for name, (url, pids) in (("ours", ours), ("reference", ref)):
+                for f in frames:  # warm: the first request of a server pays one-off costs
+                    urllib.request.urlopen(urllib.request.Request(  # noqa: S310 - local
+                        f"{url}/api/v1/predict", data=f.read_bytes(),
+                        headers={"Content-Type": "image/jpeg"}), timeout=60).read()
+                cpu0 = cpu_s(pids)
+                r = wrk(url, frames, duration, c)
+                cpu = cpu_s(pids) - cpu0
+                r.update(server=name, round=rnd + 1,
+                         cpu_ms_per_answer=1000 * cpu / r["ok"] if r["ok"] else None,
+                         server_cpu_share=cpu / duration)
+                rows.append(r)
+                print(f"bench-stack: {name} direct c={c}: {r['ok_per_s']:.1f}/s, load "
+                      f"{r['load']:.1f}", file=sys.stderr)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--duration", type=int, default=15, help="seconds per load run")
@@ -241,15 +339,30 @@ def main() -> None:
                     help="connections for the page frames (the 12 MP photo: the first two)")
     ap.add_argument("--runs", type=int, default=5, help="cold starts to time")
     ap.add_argument("--bundle", choices=["auto", "real", "mobilenet", "colour"], default="auto")
-    ap.add_argument("--web-concurrency", default="1")
-    ap.add_argument("--gunicorn-threads", default="4")
+    ap.add_argument("--web-concurrency", default="1",
+                    help="the app's gunicorn workers (WEB_CONCURRENCY); the reference's too")
+    ap.add_argument("--gunicorn-threads", default="4",
+                    help="threads per worker (GUNICORN_THREADS); the reference's too")
+    ap.add_argument("--samples", type=int, default=30,
+                    help="sequential requests for the server time per request")
+    ap.add_argument("--rounds", type=int, default=2,
+                    help="interleaved rounds of ours against the reference at each concurrency")
+    ap.add_argument("--reference-python", metavar="PYTHON",
+                    help="an interpreter with TensorFlow, Flask and gunicorn for the reference "
+                    "server (default: its own venv, .cache/bench/reference-venv, built from "
+                    "scripts/bench/reference-requirements.txt)")
+    ap.add_argument("--no-reference", action="store_true", help="skip the reference server")
+    ap.add_argument("--out", type=Path, default=ART, help="report folder")
     a = ap.parse_args()
+    if a.samples < 1 or a.rounds < 1 or a.runs < 1 or a.duration < 1:
+        ap.error("--samples, --rounds, --runs and --duration must be at least 1")
     try:
         levels = [int(c) for c in a.concurrency.split(",")]
         assert levels and all(c >= 1 for c in levels)
     except (ValueError, AssertionError):
         ap.error(f"--concurrency {a.concurrency!r}: expected numbers like 1,4,16")
 
+    ref_python = None if a.no_reference else reference_python(a.reference_python)
     work = Path(tempfile.mkdtemp(prefix="bench-stack-"))
     work.chmod(0o755)
     bundle_desc = make_bundle(a.bundle, work / "bundle")
@@ -269,7 +382,8 @@ def main() -> None:
     sizes = {name: [p.stat().st_size for p in ps] for name, ps in files.items()}
     report: dict = {"host": f"{platform.node()} ({os.cpu_count()} CPUs)", "bundle": bundle_desc,
                     "loadavg_before": os.getloadavg()[0], "body_bytes": sizes,
-                    "args": vars(a)}
+                    "args": {k: str(v) if isinstance(v, Path) else v
+                             for k, v in vars(a).items()}}
     try:
         t0 = time.monotonic()
         sh("scripts/up", env=env)
@@ -281,7 +395,8 @@ def main() -> None:
         report["cold_start"] = cold_starts(site, url, a.runs)
         for f in files["page frames"]:  # warm up: first requests load code paths and caches
             server_times(url, f, 2)
-        report["server_ms"] = {f"{p.name} ({p.stat().st_size // 1000} KB)": server_times(url, p)
+        report["server_ms"] = {f"{p.name} ({p.stat().st_size // 1000} KB)":
+                               server_times(url, p, a.samples)
                                for p in (files["page frames"][-1], files["12 MP photo"][0])}
         time.sleep(3)
         containers = {**{f"site {s}": (site, s) for s in SERVICES},
@@ -307,6 +422,19 @@ def main() -> None:
         stop.set()
         sampler.join()
         report["pss_peak_mb"] = peak
+        if ref_python:
+            ref, ref_url = start_reference(ref_python, a.web_concurrency, a.gunicorn_threads)
+            try:
+                ref_pids = tree(ref.pid)
+                ours = (f"http://{site.ip('app')}:8000", site.pids("app"))
+                report["reference"] = {"python": ref_python, "pss_idle_mb": pss_mb(ref_pids)}
+                report["versus"] = versus_reference(ours, (ref_url, ref_pids),
+                                                    files["page frames"], levels, a.duration,
+                                                    a.rounds)
+                report["reference"]["pss_after_mb"] = pss_mb(ref_pids)
+            finally:
+                ref.terminate()
+                ref.wait(30)
         report["loadavg_after"] = os.getloadavg()[0]
     finally:
         sh(*site.base, "down", "--timeout", "5", env=env, check=False)
@@ -314,9 +442,9 @@ def main() -> None:
         sh("docker", "network", "rm", env["PROXY_NETWORK"], check=False)
         shutil.rmtree(work, ignore_errors=True)
 
-    ART.mkdir(exist_ok=True)
-    (ART / "bench-stack.json").write_text(json.dumps(report, indent=2))
-    (ART / "bench-stack.md").write_text(markdown(report))
+    a.out.mkdir(parents=True, exist_ok=True)
+    (a.out / "bench-stack.json").write_text(json.dumps(report, indent=2))
+    (a.out / "bench-stack.md").write_text(markdown(report))
     print(markdown(report))
 
 
@@ -358,7 +486,42 @@ def markdown(r: dict) -> str:
           f"{x['timeouts']} | {x['load']:.1f} | {x['steal_pct']:.0f} % |" for x in r["load"]],
         "",
     ]
+    if "versus" in r:
+        lines += versus_markdown(r)
     return "\n".join(lines)
+
+
+def versus_markdown(r: dict) -> list[str]:
+    ref = r["reference"]
+    lines = [
+        "Ours against the seed-style reference (scripts/bench/reference_server.py: Flask + "
+        "Keras MobileNetV2 256x256, `model.predict` per request), each one gunicorn with the "
+        "same workers and threads, page frames over HTTP straight to the server (no proxy), "
+        f"runs interleaved. Reference memory (PSS): {ref['pss_idle_mb']:.1f} MB idle, "
+        f"{ref['pss_after_mb']:.1f} MB after the runs.", "",
+        "| connections | ours 200/s | reference 200/s | ratio | ours CPU ms / answer | "
+        "reference CPU ms / answer | per-core ratio | ours p99 | reference p99 | errors "
+        "(ours, ref.) | load |",
+        "|---|---|---|---|---|---|---|---|---|---|---|"]
+    med = statistics.median
+    for c in sorted({x["connections"] for x in r["versus"]}):
+        runs = {s: [x for x in r["versus"] if x["connections"] == c and x["server"] == s]
+                for s in ("ours", "reference")}
+        rate = {s: med(x["ok_per_s"] for x in v) for s, v in runs.items()}
+        cpu = {s: med(x["cpu_ms_per_answer"] or 0 for x in v) for s, v in runs.items()}
+        errs = {s: sum(x["other"] + x["429"] + x["socket_errors"] + x["timeouts"] for x in v)
+                for s, v in runs.items()}
+        p99 = {s: ", ".join(x["latency"].get("99", "?") for x in v) for s, v in runs.items()}
+        ratio = rate["ours"] / rate["reference"] if rate["reference"] else float("inf")
+        core = cpu["reference"] / cpu["ours"] if cpu["ours"] else float("inf")
+        loads = ", ".join(f"{x['load']:.1f}" for v in runs.values() for x in v)
+        lines.append(f"| {c} | {rate['ours']:.1f} | {rate['reference']:.1f} | {ratio:.1f}x | "
+                     f"{cpu['ours']:.1f} | {cpu['reference']:.1f} | {core:.1f}x | {p99['ours']} "
+                     f"| {p99['reference']} | {errs['ours']}, {errs['reference']} | {loads} |")
+    lines += ["", "200/s are medians over the rounds; CPU ms / answer is the user + system "
+              "time of the server's processes over its answers, so the per-core ratio holds "
+              "whatever the cores did besides.", ""]
+    return lines
 
 
 if __name__ == "__main__":
