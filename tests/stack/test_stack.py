@@ -271,6 +271,9 @@ def test_nginx_that_cannot_reach_its_app_is_unhealthy(stack):
     finally:
         sh("docker", "unpause", watchdog)
     wait_for("predictions again", lambda: predict(stack).status_code == 200, timeout=30)
+    # Paused, its healthcheck failed; until the next one passes, `scripts/up` (compose --wait)
+    # would rightly refuse the stack as unhealthy.
+    wait_for("watchdog healthy again", lambda: stack.health("watchdog") == "healthy", timeout=30)
 
 
 @contextlib.contextmanager
