@@ -2,8 +2,9 @@
 fills the classifier's input (usbills_app.locate turns its heat map into the crop).
 
 It reuses the classifier's frozen lower network (MobileNetV2 blocks 0-10, ImageNet weights,
-16x16x64 at 256 input) and adds a two-layer convolutional head that says, per cell of a 16x16
-grid, how much of it the note covers. It trains on hand-held frames (model.handheld) of the
+16x16x64 at 256 input) and adds a two-layer convolutional head that says, per cell of a grid
+(one cell per 16 px), how much of it the note covers; trained at the classifier's size, it is
+served at a smaller one (``at_size``). It trains on hand-held frames (model.handheld) of the
 training notes on training scenes, whose note corners are known exactly, and on frames with no
 note. Training caches the lower activations, like the classifier, so it costs about a minute.
 """
@@ -93,6 +94,28 @@ def full_model(lower, head):
     size = lower.input_shape[1]
     inp = keras.Input((size, size, 3), name="image")
     return keras.Model(inp, head(lower(inp)), name="usbills_localiser")
+
+
+def at_size(head, bb, size: int):
+    """The served localiser: the same weights at ``size`` input. Lower network and head are
+    fully convolutional, so training at the classifier's size and serving smaller costs no
+    retraining; 192 rather than 256 input is 0.56x the work with the same hand-held accuracy
+    (docs/benchmarks.md, "Localiser export")."""
+    lower, _ = bb.build(size)
+    small = build_head(lower.output_shape[1:])
+    small.set_weights(head.get_weights())
+    return full_model(lower, small)
+
+
+def calibration_frames(srcs: list[samples.Source], n: int, seed: int, size: int,
+                       photos: list[str], normalise) -> np.ndarray:
+    """``n`` normalised localiser frames (with and without a note) for int8 quantisation."""
+    notes = note_sources(srcs)
+    rng = random.Random(seed)
+    return np.stack([normalise(render_frame(
+        rng.choice(notes) if notes and rng.random() < NOTE_SHARE else None,
+        random.Random(rng.randrange(2**31)), size, photos)[0]) for _ in range(n)]
+    ).astype(np.float32)
 
 
 def sanity(heat_fn, x_low: np.ndarray, masks: np.ndarray) -> dict:

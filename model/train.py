@@ -279,10 +279,14 @@ def train_localiser(srcs: list[samples.Source], args, bb, log) -> dict:
                          verbose=1 if sys.stdout.isatty() else 2)
     stats = localiser.sanity(lambda x: head.predict(x.astype(np.float32), verbose=0),
                              x_low[fit_n:], masks[fit_n:])
+    size = args.localiser_size or min(192, args.size)
+    photos = scenes.available_photos(args.train_photos)
+    cal = localiser.calibration_frames(srcs, args.calibration_images, args.seed + 8, size,
+                                       photos, bb.normalise) if args.calibration_images else None
     stats.update(frames=int(len(masks)), epochs=args.localiser_epochs,
                  seconds=round(time.time() - t0))
     log(f"localiser: {stats}")
-    return {"model": localiser.full_model(lower, head), "stats": stats}
+    return {"model": localiser.at_size(head, bb, size), "stats": stats, "calibration": cal}
 
 
 def train(args) -> dict:
@@ -343,7 +347,7 @@ def train(args) -> dict:
     result = export.export_and_choose(served, ds, args, log, cal)
     if loc is not None:
         result["card"] = export.add_localiser(loc["model"], Path(args.out), loc["stats"],
-                                              Path(args.work) / "localiser")
+                                              Path(args.work) / "localiser", loc["calibration"])
     log(f"wrote bundle {args.out} ({result['chosen']}) in {time.time() - t0:.0f} s total")
     if args.handheld_eval:
         from model import handheld_eval
@@ -367,6 +371,13 @@ def _threshold(text: str) -> float | None:
     except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(
             f"{text!r}: must be 'auto' or a number in (0, 1]") from None
+
+
+def _localiser_size(text: str) -> int:
+    size = options.whole_number(32)(text)
+    if size % 16:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a multiple of 16 (the grid's cell)")
+    return size
 
 
 def parse(argv=None):
@@ -408,6 +419,9 @@ def parse(argv=None):
     p.add_argument("--localiser-frames", type=options.whole_number(0), default=4000,
                    help="hand-held frames the note localiser trains on (0: no localiser)")
     p.add_argument("--localiser-epochs", type=options.whole_number(1), default=15)
+    p.add_argument("--localiser-size", type=_localiser_size, default=None, metavar="PX",
+                   help="input size of the served localiser, a multiple of 16 (default: 192, "
+                   "or --size when smaller); same weights, any size")
     p.add_argument("--handheld-eval", action=argparse.BooleanOptionalAction, default=True,
                    help="run the hand-held evaluation (model.handheld_eval) on the new bundle")
     p.add_argument("--background-negatives", action="store_true",

@@ -184,7 +184,8 @@ def test_train_cli_calibration_needs_held_out_images(tmp_path, yolo_dir, capsys)
     with pytest.raises(SystemExit):
         train.parse(["--data", "d", "--threshold", "auto", "--no-calibrate"])
     assert "--threshold auto needs the calibration pass" in capsys.readouterr().err
-    for flag, value in [("--threshold", "1.5"), ("--holdout", "1"), ("--label-smoothing", "-1")]:
+    for flag, value in [("--threshold", "1.5"), ("--holdout", "1"), ("--label-smoothing", "-1"),
+                        ("--localiser-size", "16"), ("--localiser-size", "100")]:
         with pytest.raises(SystemExit):
             train.parse(["--data", "d", flag, value])
         assert f"argument {flag}: '{value}': must be" in capsys.readouterr().err

@@ -22,7 +22,8 @@ def trained(tmp_path_factory, yolo_dir):
             "--head-epochs", "1", "--ft-epochs", "1", "--train-photos", "astronaut",
             "--valid-photos", "coffee", "--formats", "tflite,onnx",
             "--calibration-images", "4", "--latency-images", "5", "--threshold", "auto",
-            "--localiser-frames", "20", "--localiser-epochs", "1", "--no-handheld-eval"]
+            "--localiser-frames", "20", "--localiser-epochs", "1", "--localiser-size", "64",
+            "--no-handheld-eval"]
     assert train.main(args) == 0
     return tmp
 
@@ -37,7 +38,8 @@ def test_bundle_follows_the_contract(trained):
                                                                 "localiser.tflite"])
     loc = card["localiser"]
     assert loc["sha256"] == hashlib.sha256((bundle / "localiser.tflite").read_bytes()).hexdigest()
-    assert loc["input"] == {"height": 96, "width": 96} and loc["grid"] == 6  # 96 / 16
+    assert loc["input"] == {"height": 64, "width": 64} and loc["grid"] == 4  # 64 / 16
+    assert loc["quantisation"] == "int8"  # --calibration-images 4
     assert loc["training"]["frames"] == 20
     assert card["format"] == model_file.suffix.lstrip(".") in ("tflite", "onnx")
     assert card["sha256"] == hashlib.sha256(model_file.read_bytes()).hexdigest()
@@ -95,7 +97,7 @@ def test_service_loads_the_bundle(trained):
 
     probs, boxes, timings = inference.classify(model, [Image.new("RGB", (320, 240))])
     assert probs.shape == (1, 8) and "localise" in timings[0]
-    assert model.heat(Image.new("RGB", (320, 240))).shape == (6, 6)
+    assert model.heat(Image.new("RGB", (320, 240))).shape == (4, 4)  # --localiser-size 64
 
 
 def test_handheld_evaluation_cli(trained, yolo_dir, tmp_path, capsys):
