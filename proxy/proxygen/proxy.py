@@ -22,6 +22,7 @@ from pathlib import Path
 
 import docker
 
+from . import swarm
 from .certs import ensure_fallback, fingerprint, scan_live
 from .model import Container, Plan, build_plan
 from .nginxctl import NginxConfig
@@ -81,6 +82,7 @@ class Generator:
         self.state_text = ""
         self.containers: list[Container] = []
         self.proxy_networks: set[str] = set()
+        self.swarm = False
 
     def load_docker(self) -> None:
         try:
@@ -89,8 +91,15 @@ class Generator:
         except docker.errors.NotFound:
             log.warning("cannot find the proxy's own container %s; set PROXY_CONTAINER",
                         self.self_id[:12])
-        self.containers = [to_container(c.attrs) for c in self.client.containers.list()
-                           if not c.id.startswith(self.self_id)]
+        local = [c for c in self.client.containers.list() if not c.id.startswith(self.self_id)]
+        self.swarm = swarm.is_manager(self.client)
+        if self.swarm:
+            # Swarm's own containers come from its service listing (every node's, running
+            # and healthy only); the others on this node are routed as in compose mode.
+            local = [c for c in local if swarm.TASK_LABEL not in (c.labels or {})]
+        self.containers = [to_container(c.attrs) for c in local]
+        if self.swarm:
+            self.containers += swarm.services(self.client)
 
     def plan(self) -> Plan:
         plan = build_plan(self.containers, self.proxy_networks)
@@ -140,7 +149,8 @@ class Generator:
 def watch_events(client: docker.DockerClient, dirty: threading.Event) -> None:
     while True:
         try:
-            for event in client.events(decode=True, filters={"type": ["container", "network"]}):
+            for event in client.events(decode=True,
+                                       filters={"type": ["container", "network", "service"]}):
                 if (event.get("Action") or "").split(":")[0] in _ACTIONS:
                     dirty.set()
         except Exception as exc:  # noqa: BLE001 - the stream must survive daemon restarts
@@ -181,7 +191,9 @@ def main() -> int:
     watched = [LETSENCRYPT / "live", LETSENCRYPT / ".proxy-reload", VHOST_DIR]
     seen = fingerprint(watched)
     while nginx.poll() is None:
-        woke = dirty.wait(settings.poll_seconds)
+        woke = dirty.wait(min(settings.poll_seconds, swarm.POLL_SECONDS) if gen.swarm
+                          else settings.poll_seconds)
+        woke = woke or gen.swarm  # tasks on other nodes come and go without a local event
         current = fingerprint(watched)
         if not woke and current == seen:
             continue

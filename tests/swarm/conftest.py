@@ -1,0 +1,102 @@
+"""A single-node swarm on this machine's engine, brought up by `scripts/up --swarm` exactly as
+an operator would, with names and ports of its own; everything it made is removed afterwards,
+the swarm too when the test started it (leaving one would change the engine for other tests).
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+import os
+import socket
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests import procs
+from tests.procs import wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+sh = functools.partial(procs.sh, timeout=300)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def frame() -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (320, 240), (90, 120, 80)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+@dataclass
+class Swarm:
+    site: str
+    proxy: str
+    url: str
+    env: dict = field(repr=False)
+    body: bytes = field(default_factory=frame, repr=False)
+
+    def predict(self, session=None, timeout=10) -> requests.Response:
+        return (session or requests).post(f"{self.url}api/v1/predict", verify=False,
+                                          timeout=timeout,
+                                          files={"image": ("f.jpg", self.body, "image/jpeg")})
+
+    def tasks(self, service: str) -> list[str]:
+        """Containers of the service's running tasks on this node."""
+        out = sh("docker", "ps", "-q", "--filter",
+                 f"label=com.docker.swarm.service.name={self.site}_{service}").stdout
+        return out.split()
+
+    def replicas(self, service: str) -> str:
+        return sh("docker", "service", "ls", "--filter", f"name={self.site}_{service}",
+                  "--format", "{{.Replicas}}").stdout.strip()
+
+    def spec(self, service: str) -> dict:
+        return json.loads(sh("docker", "service", "inspect", f"{self.site}_{service}").stdout)[0]
+
+
+@pytest.fixture(scope="session")
+def swarm(tmp_path_factory):
+    if sh("docker", "info", check=False).returncode != 0:
+        pytest.fail("Docker engine not running: run scripts/setup-dev (scripts/install-docker)")
+    started = sh("docker", "info", "-f", "{{.Swarm.LocalNodeState}}").stdout.strip() == "inactive"
+    tag = uuid.uuid4().hex[:6]
+    tmp = tmp_path_factory.mktemp("swarm")
+    env = dict(os.environ, USBILLS_ENV_FILE=str(tmp / ".env"), SWARM_ADVERTISE_ADDR="127.0.0.1",
+               SWARM_STACK=f"usbills-sw-{tag}", PROXY_STACK=f"usbills-sw-{tag}-proxy",
+               REGISTRY_STACK=f"usbills-sw-{tag}-registry", SWARM_NETWORK=f"usbills-sw-{tag}",
+               HTTP_PORT=str(free_port()), HTTPS_PORT=str(free_port()),
+               REGISTRY_PORT=str(free_port()), APP_REPLICAS="2")
+    try:
+        url = sh("scripts/up", "--swarm", env=env, timeout=900).stdout.strip()
+        s = Swarm(env["SWARM_STACK"], env["PROXY_STACK"], url, env)
+        wait_for("the proxy routing to the site", lambda: s.predict().status_code == 200,
+                 timeout=60)
+        yield s
+    finally:
+        for stack in (env["SWARM_STACK"], env["PROXY_STACK"], env["REGISTRY_STACK"]):
+            sh("docker", "stack", "rm", stack, check=False)
+        site_label = f"label=com.docker.stack.namespace={env['SWARM_STACK']}"
+        wait_for("the stacks gone", lambda: not sh(
+            "docker", "ps", "-aq", "--filter", site_label).stdout.strip(), timeout=120)
+        wait_for("the overlay network removed", lambda: sh(
+            "docker", "network", "rm", env["SWARM_NETWORK"], check=False).returncode == 0
+                 or sh("docker", "network", "inspect", env["SWARM_NETWORK"],
+                       check=False).returncode != 0, timeout=60)
+        for stack in (env["PROXY_STACK"], env["REGISTRY_STACK"]):
+            for vol in sh("docker", "volume", "ls", "-q", "--filter",
+                          f"label=com.docker.stack.namespace={stack}").stdout.split():
+                wait_for(f"volume {vol} removed", lambda v=vol: sh(
+                    "docker", "volume", "rm", v, check=False).returncode == 0, timeout=60)
+        if started:
+            sh("docker", "swarm", "leave", "--force", check=False)
