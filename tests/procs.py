@@ -1,7 +1,8 @@
-"""Helpers shared by the container test suites: run a command, poll until a condition holds."""
+"""Helpers shared by the test suites: run a command, poll until a condition holds, a free port."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -32,3 +33,10 @@ def wait_for(what, fn, timeout=60.0, interval=0.25):
             last = exc
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (for a server the test starts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -61,6 +61,16 @@ class Plan:
     problems: list[str] = field(default_factory=list)
 
 
+def parse_env(items: list[str] | None) -> dict[str, str]:
+    """Docker's ``["KEY=value", ...]`` (a container's or a service's Env) as a dict."""
+    env = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if sep:
+            env[key] = value
+    return env
+
+
 def upstream_name(path: str, servers: list[str]) -> str:
     digest = hashlib.sha256((path + "|" + ",".join(sorted(servers))).encode()).hexdigest()
     return f"up_{digest[:16]}"

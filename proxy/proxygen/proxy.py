@@ -24,7 +24,7 @@ import docker
 
 from . import swarm
 from .certs import ensure_fallback, fingerprint, scan_live
-from .model import Container, Plan, build_plan
+from .model import Container, Plan, build_plan, parse_env
 from .nginxctl import NginxConfig
 from .render import Paths, render
 from .settings import ProxySettings, SettingsError
@@ -43,11 +43,7 @@ _ACTIONS = {"start", "die", "stop", "kill", "destroy", "pause", "unpause", "rena
 
 def to_container(attrs: dict) -> Container:
     config = attrs.get("Config") or {}
-    env = {}
-    for item in config.get("Env") or []:
-        key, sep, value = item.partition("=")
-        if sep:
-            env[key] = value
+    env = parse_env(config.get("Env"))
     nets = (attrs.get("NetworkSettings") or {}).get("Networks") or {}
     networks = {name: (net or {}).get("IPAddress") or "" for name, net in nets.items()}
     exposed = tuple(sorted(int(p.split("/")[0]) for p in (config.get("ExposedPorts") or {})

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import docker
 
-from .model import Container
+from .model import Container, parse_env
 
 POLL_SECONDS = 2.0
 TASK_LABEL = "com.docker.swarm.task.id"  # on every container the swarm runs
@@ -20,13 +20,10 @@ def is_manager(client: docker.DockerClient) -> bool:
     return swarm.get("LocalNodeState") == "active" and bool(swarm.get("ControlAvailable"))
 
 
-def _env(items: list[str] | None) -> dict[str, str]:
-    env = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if sep:
-            env[key] = value
-    return env
+def service_env(service: dict) -> dict[str, str]:
+    """The environment a service gives its tasks."""
+    spec = (service.get("Spec") or {}).get("TaskTemplate") or {}
+    return parse_env((spec.get("ContainerSpec") or {}).get("Env"))
 
 
 def task_containers(service: dict, tasks: list[dict]) -> list[Container]:
@@ -34,7 +31,7 @@ def task_containers(service: dict, tasks: list[dict]) -> list[Container]:
     (with a healthcheck, Swarm reports a task running once it is healthy), with an address
     on each overlay network they are attached to."""
     spec = service.get("Spec") or {}
-    env = _env(((spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}).get("Env"))
+    env = service_env(service)
     out = []
     for task in tasks:
         if (task.get("Status") or {}).get("State") != "running" \
@@ -56,8 +53,6 @@ def services(client: docker.DockerClient) -> list[Container]:
     """Every running task of the swarm's services that ask for a VIRTUAL_HOST."""
     out = []
     for svc in client.services.list():
-        env = _env(((svc.attrs["Spec"].get("TaskTemplate") or {}).get("ContainerSpec") or {})
-                   .get("Env"))
-        if env.get("VIRTUAL_HOST", "").strip():
+        if service_env(svc.attrs).get("VIRTUAL_HOST", "").strip():
             out += task_containers(svc.attrs, svc.tasks(filters={"desired-state": "running"}))
     return out

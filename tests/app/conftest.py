@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from PIL import Image
 
 import usbills_app.imaging  # noqa: F401 - registers the HEIF plugin for solid(fmt="HEIF")
 from tests.bundles import COLOURS, GREY, cached_bundle
+from tests.procs import free_port
 from usbills_app import create_app, runtime
 from usbills_app.config import Settings
 
@@ -69,12 +69,6 @@ def solid(label_or_rgb, size=(320, 240), fmt="JPEG", **kw) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", size, rgb).save(buf, format=fmt, **kw)
     return buf.getvalue()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Gunicorn:

@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,8 @@ from pathlib import Path
 
 import pytest
 import requests
+
+from tests.procs import free_port
 
 from . import colour_bundle
 
@@ -57,12 +58,6 @@ OBSERVE = """
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory) -> Path:
     """The deterministic colour bundle, or USBILLS_BROWSER_MODEL_DIR (e.g. the trained one)."""
@@ -77,7 +72,7 @@ class AppServer:
     port, as an operator restarting it would (the page keeps its URL)."""
 
     def __init__(self, model_dir: Path, log: Path):
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.model_dir, self.log, self.proc = model_dir, log, None
 

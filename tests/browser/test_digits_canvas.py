@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.browser.conftest import CHROMIUM, LAUNCH_ARGS, OBSERVE, VIEWPORT, _free_port
+from tests.browser.conftest import CHROMIUM, LAUNCH_ARGS, OBSERVE, VIEWPORT
+from tests.procs import free_port
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,7 +23,7 @@ DIGITS = ROOT / "model" / "bundles" / "digits"
 
 @pytest.fixture(scope="module")
 def digits_server(tmp_path_factory):
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PORT": str(port), "MODEL_DIR": str(DIGITS), "LOG_LEVEL": "warning"}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     log = tmp_path_factory.mktemp("digits-server") / "gunicorn.log"

@@ -9,7 +9,6 @@ import functools
 import io
 import json
 import os
-import socket
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,16 +17,10 @@ import pytest
 import requests
 
 from tests import procs
-from tests.procs import wait_for
+from tests.procs import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 sh = functools.partial(procs.sh, timeout=300)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def frame() -> bytes:
