@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import os
-import shutil
 import sys
 import time
 import uuid
@@ -18,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests import procs
+from tests import pebble, procs
 from tests.procs import sh
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,35 +25,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(PROXY))  # the proxygen package is not installed on the host
 
 BACKEND_IMAGE = "usbills-test/backend:local"
-PEBBLE_IMAGE = "usbills-test/pebble:local"
 
 # Certificates and reloads take longer than container starts: a longer default poll.
 wait_for = functools.partial(procs.wait_for, timeout=90, interval=0.5)
 
 
-
-
-def make_pebble_tls(directory: Path) -> None:
-    """CA + server certificate for Pebble's own HTTPS endpoint (Debian ships none)."""
-    d = str(directory)
-    sh("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-       "-nodes", "-days", "2", "-subj", "/CN=usbills test pebble CA",
-       "-keyout", f"{d}/ca.key", "-out", f"{d}/ca.pem")
-    sh("openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-       "-subj", "/CN=pebble", "-keyout", f"{d}/key.pem", "-out", f"{d}/server.csr")
-    (directory / "ext.cnf").write_text("subjectAltName=DNS:pebble,DNS:localhost\n")
-    sh("openssl", "x509", "-req", "-in", f"{d}/server.csr", "-CA", f"{d}/ca.pem",
-       "-CAkey", f"{d}/ca.key", "-CAcreateserial", "-days", "2", "-extfile", f"{d}/ext.cnf",
-       "-out", f"{d}/cert.pem")
-    (directory / "config.json").write_text(json.dumps({"pebble": {
-        "listenAddress": "0.0.0.0:14000", "managementListenAddress": "0.0.0.0:15000",
-        "certificate": "/pebble/cert.pem", "privateKey": "/pebble/key.pem",
-        "httpPort": 80, "tlsPort": 443, "ocspResponderURL": "",
-        "externalAccountBindingRequired": False,
-        # 90 days like Let's Encrypt (Mozilla's profile allows at most 366).
-        "certificateValidityPeriod": 90 * 86400}}))
-    for f in directory.iterdir():
-        f.chmod(0o644)  # Pebble runs as nobody in its container
 
 
 @pytest.fixture(scope="session")
@@ -72,16 +46,14 @@ def docker_client():
 def build_images(ctx: Path) -> None:
     """Test backend, Pebble (from the host's Debian binary) and the two proxy images."""
     sh("docker", "build", "-q", "-t", BACKEND_IMAGE, str(HERE / "backend"))
-    shutil.copy(shutil.which("pebble") or "/usr/bin/pebble", ctx / "pebble")
-    shutil.copy(HERE / "pebble" / "Dockerfile", ctx / "Dockerfile")
-    sh("docker", "build", "-q", "-t", PEBBLE_IMAGE, str(ctx))
+    pebble.build_image(ctx)
     sh("docker", "compose", "-f", str(PROXY / "docker-compose.yml"), "build", "-q",
        timeout=900)
 
 
 @pytest.fixture(scope="session")
 def test_images(docker_client, tmp_path_factory):
-    if not (shutil.which("pebble") or Path("/usr/bin/pebble").exists()):
+    if not pebble.binary():
         pytest.skip("Debian's pebble package is not installed")
     build_images(tmp_path_factory.mktemp("pebble-ctx"))
 
@@ -111,7 +83,7 @@ class Stack:
                   timeout=timeout)
 
     def up(self):
-        make_pebble_tls(self.pebble_dir)
+        pebble.make_tls(self.pebble_dir)
         self.client.networks.create(self.network, driver="bridge",
                                     labels={"usbills.test": self.project})
         self.compose("up", "-d", "--no-build")
