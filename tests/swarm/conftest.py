@@ -8,62 +8,19 @@ ACME server deployed with the proxy (tests/swarm/proxy.pebble.yml, PROXY_STACK_O
 from __future__ import annotations
 
 import functools
-import io
-import json
 import os
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import requests
 
 from tests import pebble, procs
 from tests.procs import free_port, wait_for
+from tests.swarm.site import Swarm
 
 ROOT = Path(__file__).resolve().parents[2]
 DOMAIN = "swarm.usbills.test"
 sh = functools.partial(procs.sh, timeout=300)
-
-
-def frame() -> bytes:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.new("RGB", (320, 240), (90, 120, 80)).save(buf, "JPEG")
-    return buf.getvalue()
-
-
-@dataclass
-class Swarm:
-    site: str
-    proxy: str
-    url: str
-    env: dict = field(repr=False)
-    body: bytes = field(default_factory=frame, repr=False)
-
-    def predict(self, session=None, timeout=10) -> requests.Response:
-        return (session or requests).post(f"{self.url}api/v1/predict", verify=False,
-                                          timeout=timeout,
-                                          files={"image": ("f.jpg", self.body, "image/jpeg")})
-
-    def tasks(self, service: str) -> list[str]:
-        """Containers of the service's running tasks on this node."""
-        out = sh("docker", "ps", "-q", "--filter",
-                 f"label=com.docker.swarm.service.name={self.site}_{service}").stdout
-        return out.split()
-
-    def replicas(self, service: str) -> str:
-        return sh("docker", "service", "ls", "--filter", f"name={self.site}_{service}",
-                  "--format", "{{.Replicas}}").stdout.strip()
-
-    def proxy_task(self, service: str) -> str:
-        """The container of the proxy stack's task (proxy, companion, pebble)."""
-        return sh("docker", "ps", "-q", "--filter",
-                  f"label=com.docker.swarm.service.name={self.proxy}_{service}").stdout.split()[0]
-
-    def spec(self, service: str) -> dict:
-        return json.loads(sh("docker", "service", "inspect", f"{self.site}_{service}").stdout)[0]
 
 
 @pytest.fixture(scope="session")

@@ -3,49 +3,16 @@ a certificate from Pebble, a rolling update and a killed task under load (issue 
 
 from __future__ import annotations
 
-import contextlib
-import threading
 import time
 
 import pytest
 import requests
 
 from tests.swarm.conftest import DOMAIN, sh, wait_for
+from tests.swarm.site import under_load
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow,
               pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")]
-
-
-@contextlib.contextmanager
-def under_load(swarm, clients=2):
-    """Predictions from ``clients`` phones, each about 5 a second, while the block runs and
-    for 3 s after; yields their outcome."""
-    outcome = {"answered": 0, "failures": []}
-    stop = threading.Event()
-
-    def phone():
-        session = requests.Session()
-        while not stop.is_set():
-            try:
-                r = swarm.predict(session)
-                if r.status_code == 200:
-                    outcome["answered"] += 1
-                else:
-                    outcome["failures"].append(r.status_code)
-            except requests.RequestException as e:
-                outcome["failures"].append(type(e).__name__)
-            stop.wait(0.2)
-
-    threads = [threading.Thread(target=phone) for _ in range(clients)]
-    for t in threads:
-        t.start()
-    try:
-        yield outcome
-        stop.wait(3)
-    finally:
-        stop.set()
-        for t in threads:
-            t.join()
 
 
 def predictions_logged(container: str) -> int:
