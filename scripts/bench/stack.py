@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 # The phone page's frames: longest side 224-512 px (app.js MAX_SIDE 512), JPEG quality 0.8.
 PAGE_FRAMES = [((224, 168), 2), ((320, 240), 3), ((384, 288), 4), ((512, 384), 5)]
+PROG = "bench-stack"  # names the failing benchmark in messages; bench/swarm.py sets its own
 TLS = ssl.create_default_context()
 TLS.check_hostname, TLS.verify_mode = False, ssl.CERT_NONE  # the proxy's self-signed fallback
 
@@ -51,7 +52,7 @@ def sh(*cmd, env=None, check=True, timeout=900) -> str:
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT,
                           timeout=timeout, check=False)
     if check and proc.returncode != 0:
-        sys.exit(f"bench-stack: {' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
+        sys.exit(f"{PROG}: {' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc.stdout
 
 
