@@ -11,7 +11,7 @@ import pytest
 
 from tests.multinode import cluster as mn
 from tests.procs import free_port, sh, wait_for
-from tests.swarm.site import Swarm
+from tests.swarm.site import Swarm, remove_stacks
 
 
 def pytest_collection_modifyitems(config, items):
@@ -42,6 +42,5 @@ def cluster(tmp_path_factory):
                  timeout=60)
         yield c, s
     finally:
-        for stack in (env["SWARM_STACK"], env["PROXY_STACK"], env["REGISTRY_STACK"]):
-            sh("docker", "stack", "rm", stack, check=False)
+        remove_stacks(env)  # the stacks' volumes would outlive the swarm
         mn.down()

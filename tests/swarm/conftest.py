@@ -16,7 +16,7 @@ import pytest
 
 from tests import pebble, procs
 from tests.procs import free_port, wait_for
-from tests.swarm.site import Swarm
+from tests.swarm.site import Swarm, remove_stacks
 
 ROOT = Path(__file__).resolve().parents[2]
 DOMAIN = "swarm.usbills.test"
@@ -53,19 +53,6 @@ def swarm(tmp_path_factory):
                  timeout=60)
         yield s
     finally:
-        for stack in (env["SWARM_STACK"], env["PROXY_STACK"], env["REGISTRY_STACK"]):
-            sh("docker", "stack", "rm", stack, check=False)
-        site_label = f"label=com.docker.stack.namespace={env['SWARM_STACK']}"
-        wait_for("the stacks gone", lambda: not sh(
-            "docker", "ps", "-aq", "--filter", site_label).stdout.strip(), timeout=120)
-        wait_for("the overlay network removed", lambda: sh(
-            "docker", "network", "rm", env["SWARM_NETWORK"], check=False).returncode == 0
-                 or sh("docker", "network", "inspect", env["SWARM_NETWORK"],
-                       check=False).returncode != 0, timeout=60)
-        for stack in (env["PROXY_STACK"], env["REGISTRY_STACK"]):
-            for vol in sh("docker", "volume", "ls", "-q", "--filter",
-                          f"label=com.docker.stack.namespace={stack}").stdout.split():
-                wait_for(f"volume {vol} removed", lambda v=vol: sh(
-                    "docker", "volume", "rm", v, check=False).returncode == 0, timeout=60)
+        remove_stacks(env)
         if started:
             sh("docker", "swarm", "leave", "--force", check=False)

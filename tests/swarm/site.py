@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import requests
 
 from tests import procs
+from tests.procs import wait_for
 
 sh = functools.partial(procs.sh, timeout=300)
 
@@ -89,3 +90,25 @@ def under_load(swarm, clients=2):
             t.join()
 
 
+
+
+def remove_stacks(env: dict) -> None:
+    """Remove what scripts/up --swarm made with ``env``'s names: the site, proxy and registry
+    stacks, then what `docker stack rm` leaves while their tasks stop (it returns at once): the
+    overlay network and the stacks' volumes, which outlive the swarm itself."""
+    stacks = (env["SWARM_STACK"], env["PROXY_STACK"], env["REGISTRY_STACK"])
+    for stack in stacks:
+        sh("docker", "stack", "rm", stack, check=False)
+    for stack in stacks:
+        label = f"label=com.docker.stack.namespace={stack}"
+        wait_for(f"the containers of stack {stack} gone", lambda lb=label: not sh(
+            "docker", "ps", "-aq", "--filter", lb).stdout.strip(), timeout=120)
+    wait_for("the overlay network removed", lambda: sh(
+        "docker", "network", "rm", env["SWARM_NETWORK"], check=False).returncode == 0
+             or sh("docker", "network", "inspect", env["SWARM_NETWORK"],
+                   check=False).returncode != 0, timeout=60)
+    for stack in stacks:
+        for vol in sh("docker", "volume", "ls", "-q", "--filter",
+                      f"label=com.docker.stack.namespace={stack}").stdout.split():
+            wait_for(f"volume {vol} removed", lambda v=vol: sh(
+                "docker", "volume", "rm", v, check=False).returncode == 0, timeout=60)
