@@ -248,6 +248,7 @@ def check_swarm(a) -> str:
         raise Failed(f"{max(SETTINGS)} replicas at most {a.max_per_node} a node need "
                      f"{-(-max(SETTINGS) // a.max_per_node)} active nodes; this swarm has "
                      f"{len(active)} (--max-per-node 0 lifts the limit)", 2)
+    placement(service)  # a replicated service (Failed, status 2, otherwise)
     return service
 
 
@@ -255,18 +256,29 @@ def main(argv=None) -> int:
     a = parse(argv)
     try:
         service = check_swarm(a)
+        try:
+            a.out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise Failed(f"--out {a.out}: {e.strerror}", 2) from None
+        work = Path(tempfile.mkdtemp(prefix="bench-swarm-"))
+        try:
+            report = bench(a, service, stack.bodies(work)["page frames"])
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     except Failed as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return e.status
-    work = Path(tempfile.mkdtemp(prefix="bench-swarm-"))
-    frames = stack.bodies(work)["page frames"]
+    (a.out / "bench-swarm.json").write_text(json.dumps(report, indent=2))
+    (a.out / "bench-swarm.md").write_text(markdown(report))
+    print(markdown(report))
+    return 0
+
+
+def bench(a, service: str, frames: list[Path]) -> dict:
     status = post(a.url, frames[-1].read_bytes())
     if status != 200:
-        shutil.rmtree(work, ignore_errors=True)
-        print(f"{PROG}: error: {a.url}/api/v1/predict answered {status or 'nothing'}: is the "
-              "site up on this swarm (scripts/up --swarm) and is --url its address?",
-              file=sys.stderr)
-        return 1
+        raise Failed(f"{a.url}/api/v1/predict answered {status or 'nothing'}: is the site up on "
+                     "this swarm (scripts/up --swarm) and is --url its address?")
     before = placement(service)
     report = {"host": f"{platform.node()} ({os.cpu_count()} CPUs)", "service": service,
               "url": a.url, "nodes": nodes(), "layout": layout(a.stack),
@@ -276,22 +288,14 @@ def main(argv=None) -> int:
               "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(a).items()}}
     try:
         report["runs"] = run(a, service, frames)
-    except Failed as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
-        return e.status
     finally:
         print(f"{PROG}: restoring {service} to {before[0]} replica(s)", file=sys.stderr)
         try:
             scale(service, *before)
         except Failed as e:
             print(f"{PROG}: error: could not restore {service}: {e}", file=sys.stderr)
-        shutil.rmtree(work, ignore_errors=True)
     report["loadavg_after"] = os.getloadavg()[0]
-    a.out.mkdir(parents=True, exist_ok=True)
-    (a.out / "bench-swarm.json").write_text(json.dumps(report, indent=2))
-    (a.out / "bench-swarm.md").write_text(markdown(report))
-    print(markdown(report))
-    return 0
+    return report
 
 
 def errors(x: dict) -> int:
