@@ -81,9 +81,11 @@ def create_app(settings: Settings | None = None, *, load: bool = True,
     metrics.init_app(app)
     app.register_blueprint(health)
     app.register_blueprint(bp)
-    from . import pages
+    from . import offline, ondevice, pages
 
     app.register_blueprint(pages.bp)
+    app.register_blueprint(ondevice.bp)
+    app.register_blueprint(offline.bp)
     return app
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from . import ondevice, scan
 from . import pages_i18n as i18n
-from . import scan
 
 bp = Blueprint("pages", __name__)
 
@@ -25,9 +25,11 @@ bp = Blueprint("pages", __name__)
 DEFAULT_VALUES = [1, 2, 5, 10, 20, 50, 100]
 
 # The site's CSP (nginx sends the same in the stack); set here too so the dev server and the
-# browser tests enforce it. blob: is for the photo preview, media for the camera stream.
+# browser tests enforce it. blob: is for the photo preview, media for the camera stream,
+# 'wasm-unsafe-eval' lets the on-device runtime compile its WebAssembly (no JavaScript eval).
 CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+    "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; "
+    "img-src 'self' blob: data:; "
     "media-src 'self' blob: mediastream:; connect-src 'self'; manifest-src 'self'; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
@@ -95,6 +97,9 @@ def _page_context(lang: str) -> dict:
                 "numeral": numeral,
                 # The scan rule the server applies to ?scan= (usbills_app/scan.py).
                 "scan": dataclasses.asdict(scan.Rule.from_card(card)),
+                # The bundle and runtime for recognition on the phone (None: server only).
+                "ondevice": ondevice.page_config(lang),
+                "sw": url_for("offline.service_worker"),
                 "strings": i18n.script_strings(lang),
             },
             ensure_ascii=False,

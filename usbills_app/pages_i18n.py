@@ -38,6 +38,15 @@ STRINGS: dict[str, dict[str, str]] = {
         "scan_again": "Say it again",
         "torch": "Light",
         "autostart": "Start scanning when the page opens",
+        "local_only": "On this phone only: never send pictures",
+        "local_only_help": (
+            "Where this browser can, notes are recognised on the phone itself and no picture "
+            "leaves it. With this on, pictures are never sent, even where it cannot."
+        ),
+        "local_unavailable": (
+            "This browser cannot recognise notes on the phone itself. Turn off "
+            "“On this phone only” in the settings below to use the site."
+        ),
         "video_label": "Camera view",
         "status_off": "Camera off.",
         "status_starting": "Starting the camera…",
@@ -93,7 +102,10 @@ STRINGS: dict[str, dict[str, str]] = {
         "confidence": "{name}: {pct} %",
         "footer_model": "Model {name} {version}",
         "footer_api": "API documentation",
-        "footer_privacy": "Photos are sent to this site only to be identified.",
+        "footer_privacy": (
+            "Where this browser can, notes are recognised on the phone and no picture is "
+            "sent. Otherwise pictures are sent to this site only to be identified."
+        ),
     },
     "es": {
         "lang_name": "Español",
@@ -119,6 +131,16 @@ STRINGS: dict[str, dict[str, str]] = {
         "scan_again": "Repetir",
         "torch": "Linterna",
         "autostart": "Empezar a escanear al abrir la página",
+        "local_only": "Solo en este teléfono: no enviar nunca imágenes",
+        "local_only_help": (
+            "Donde este navegador puede, los billetes se reconocen en el propio teléfono y "
+            "ninguna imagen sale de él. Con esta opción, las imágenes no se envían nunca, "
+            "aunque no pueda."
+        ),
+        "local_unavailable": (
+            "Este navegador no puede reconocer billetes en el propio teléfono. Desactive "
+            "“Solo en este teléfono” en los ajustes de abajo para usar el sitio."
+        ),
         "video_label": "Imagen de la cámara",
         "status_off": "Cámara apagada.",
         "status_starting": "Encendiendo la cámara…",
@@ -180,7 +202,11 @@ STRINGS: dict[str, dict[str, str]] = {
         "confidence": "{name}: {pct} %",
         "footer_model": "Modelo {name} {version}",
         "footer_api": "Documentación de la API",
-        "footer_privacy": "Las fotos se envían a este sitio solo para identificarlas.",
+        "footer_privacy": (
+            "Donde este navegador puede, los billetes se reconocen en el teléfono y no se "
+            "envía ninguna imagen. Si no, las imágenes se envían a este sitio solo para "
+            "identificarlas."
+        ),
     },
 }
 
@@ -191,7 +217,7 @@ SCRIPT_KEYS = (
     "camera_insecure", "camera_error", "photo_not_image", "hint_light", "hint_steady",
     "hint_more", "vibrate_unsupported", "error_busy", "error_network", "error_generic",
     "confidence", "offline", "online", "no_note", "may_be", "may_be_two",
-    "scan_again",
+    "scan_again", "local_unavailable",
 )
 
 

@@ -6,6 +6,10 @@ ONNX graph (mean colour -> nearest prototype colour -> softmax) gives each kind 
 picture: a synthetic $20 bill -> "USD-20", a dark frame -> "none", and a flat colour half-way
 between two prototypes -> unsure between them. It is a real bundle (docs/bundle-format.md),
 loaded and served by the real app.
+
+``build`` writes it as ONNX (the server alone runs it: the page uploads frames); ``build_tflite``
+writes the same classifier as a .tflite flatbuffer (MEAN -> FULLY_CONNECTED -> SOFTMAX, written
+with LiteRT's schema, no TensorFlow), which the page also runs on the phone (LiteRT.js).
 """
 
 from __future__ import annotations
@@ -67,16 +71,22 @@ def _normalised(rgb) -> np.ndarray:
     return (np.asarray(rgb, np.float32) / 255.0 - MEAN) / STD
 
 
+def _weights(sharpness: float) -> tuple[np.ndarray, np.ndarray]:
+    labels = [c[0] for c in CLASSES]
+    protos = np.stack([_normalised(prototypes()[lab]) for lab in labels])  # [8, 3]
+    # logits_k = -s * |x - p_k|^2 = 2s x.p_k - s |p_k|^2 (+ a term equal for every k).
+    w = (2 * sharpness * protos.T).astype(np.float32)  # [3, 8]
+    b = (-sharpness * (protos**2).sum(axis=1)).astype(np.float32)  # [8]
+    return w, b
+
+
 def build(dest: Path, sharpness: float = 2.0) -> Path:
     """Write card.json + model.onnx into dest; returns dest."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     labels = [c[0] for c in CLASSES]
-    protos = np.stack([_normalised(prototypes()[lab]) for lab in labels])  # [8, 3]
-    # logits_k = -s * |x - p_k|^2 = 2s x.p_k - s |p_k|^2 (+ a term equal for every k).
-    w = (2 * sharpness * protos.T).astype(np.float32)  # [3, 8]
-    b = (-sharpness * (protos**2).sum(axis=1)).astype(np.float32)  # [8]
+    w, b = _weights(sharpness)
     graph = helper.make_graph(
         [
             helper.make_node("ReduceMean", ["input"], ["colour"], axes=[1, 2], keepdims=0),
@@ -92,17 +102,69 @@ def build(dest: Path, sharpness: float = 2.0) -> Path:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     onnx.checker.check_model(model)
+    _write(dest, model.SerializeToString(), "onnx")
+    return dest
+
+
+def build_tflite(dest: Path, sharpness: float = 2.0) -> Path:
+    """Write card.json + model.tflite (the same classifier) into dest; returns dest."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as tfl
+
+    w, b = _weights(sharpness)
+    n = len(CLASSES)
+    consts = [np.array([1, 2], np.int32), np.ascontiguousarray(w.T), b]  # axes, FC weights, bias
+    buffers = [tfl.BufferT()] + [tfl.BufferT(data=list(c.tobytes())) for c in consts]
+
+    def tensor(name, shape, buffer=0, kind=tfl.TensorType.FLOAT32):
+        return tfl.TensorT(shape=shape, type=kind, buffer=buffer, name=name)
+
+    tensors = [tensor("image", [1, SIZE, SIZE, 3]),
+               tensor("axes", [2], 1, tfl.TensorType.INT32),
+               tensor("colour", [1, 3]),
+               tensor("fc_weights", [n, 3], 2), tensor("fc_bias", [n], 3),
+               tensor("logits", [1, n]), tensor("probs", [1, n])]
+    ops = tfl.BuiltinOperator
+    codes = [tfl.OperatorCodeT(deprecatedBuiltinCode=c, builtinCode=c)
+             for c in (ops.MEAN, ops.FULLY_CONNECTED, ops.SOFTMAX)]
+    options = tfl.BuiltinOptions
+    softmax = tfl.SoftmaxOptionsT()
+    softmax.beta = 1.0
+    operators = [
+        tfl.OperatorT(opcodeIndex=0, inputs=[0, 1], outputs=[2],
+                      builtinOptionsType=options.ReducerOptions,
+                      builtinOptions=tfl.ReducerOptionsT()),
+        tfl.OperatorT(opcodeIndex=1, inputs=[2, 3, 4], outputs=[5],
+                      builtinOptionsType=options.FullyConnectedOptions,
+                      builtinOptions=tfl.FullyConnectedOptionsT()),
+        tfl.OperatorT(opcodeIndex=2, inputs=[5], outputs=[6],
+                      builtinOptionsType=options.SoftmaxOptions, builtinOptions=softmax),
+    ]
+    graph = tfl.SubGraphT(tensors=tensors, inputs=[0], outputs=[6], operators=operators,
+                          name="main")
+    signature = tfl.SignatureDefT(
+        inputs=[tfl.TensorMapT(name="image", tensorIndex=0)],
+        outputs=[tfl.TensorMapT(name="output_0", tensorIndex=6)],
+        signatureKey="serving_default", subgraphIndex=0)
+    model = tfl.ModelT(version=3, operatorCodes=codes, subgraphs=[graph], buffers=buffers,
+                       description="usbills colour test classifier", signatureDefs=[signature])
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    _write(dest, bytes(builder.Output()), "tflite")
+    return dest
+
+
+def _write(dest: Path, data: bytes, fmt: str) -> None:
     dest.mkdir(parents=True, exist_ok=True)
-    data = model.SerializeToString()
-    (dest / "model.onnx").write_bytes(data)
+    (dest / f"model.{fmt}").write_bytes(data)
     card = {
         "schema_version": 1,
         "name": "usbills",
         "title": {"en": "US banknote identifier", "es": "Identificador de billetes de EE. UU."},
         "version": "0.0.0-colour-test",
         "task": "image-classification",
-        "model_file": "model.onnx",
-        "format": "onnx",
+        "model_file": f"model.{fmt}",
+        "format": fmt,
         "sha256": hashlib.sha256(data).hexdigest(),
         "input": {
             "height": SIZE, "width": SIZE, "channels": 3, "layout": "NHWC", "dtype": "float32",
@@ -120,4 +182,3 @@ def build(dest: Path, sharpness: float = 2.0) -> Path:
         "created": "2026-11-22T00:00:00Z",
     }
     (dest / "card.json").write_text(json.dumps(card, ensure_ascii=False, indent=1), "utf-8")
-    return dest

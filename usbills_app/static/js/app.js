@@ -1,7 +1,9 @@
 /* The phone page: continuous camera scan, photo upload, and the answer given as large text,
    an ARIA live region, speech (page language) or a private vibration pattern.
-   Images are shrunk on the phone (longest side <= 512 px, JPEG) before they are sent, so a
-   12-megapixel photo costs tens of kilobytes instead of megabytes. */
+   Pictures are shrunk on the phone (longest side <= 512 px). Where the browser can run the
+   model (static/js/ondevice.js), they are recognised on the phone and never sent; otherwise
+   they are sent as JPEG, so a 12-megapixel photo costs tens of kilobytes, not megabytes. Both
+   ways give the same answers, put through the same scan rule, and say the same words. */
 (function () {
   'use strict';
   var U = window.USBills;
@@ -12,8 +14,15 @@
   var MAX_SIDE = 512;
   var QUALITY = 0.8;
   var INTERVAL_MS = 500; // about two frames a second
+  // On the phone a frame costs no upload: as often as the phone recognises them, up to 5 a
+  // second (tips then come after as many seconds as with uploads: hints are counted in frames).
+  var LOCAL_INTERVAL_MS = 200;
   var MODE_KEY = 'usbills-mode';
   var AUTO_KEY = 'usbills-autostart';
+  var LOCAL_KEY = 'usbills-local-only';
+  var device = U.onDevice || { state: 'unavailable', load: function () { return Promise.resolve(false); } };
+  var localOnly = false;
+  try { localOnly = window.localStorage.getItem(LOCAL_KEY) === '1'; } catch (e) { /* private mode */ }
 
   function $(id) { return document.getElementById(id); }
   var answerBox = $('answer');
@@ -44,6 +53,17 @@
       });
     }
     $('vibrate-unsupported').hidden = !(mode === 'vibrate' && !canVibrate);
+    // "On this phone only": offered where the served model can run in a browser at all.
+    var local = $('local-only');
+    if (local && device.config) {
+      $('local-only-choice').hidden = false;
+      $('local-only-help').hidden = false;
+      local.checked = localOnly;
+      local.addEventListener('change', function () {
+        localOnly = local.checked;
+        try { window.localStorage.setItem(LOCAL_KEY, localOnly ? '1' : '0'); } catch (e) { /* private */ }
+      });
+    }
   }
 
   function speaks() { return mode === 'speak' || (mode === 'vibrate' && !canVibrate); }
@@ -198,6 +218,16 @@
   /* ---------- the API ---------- */
   function ApiFailure(status, message) { this.status = status; this.message = message; }
 
+  function onPhone() { return device.state === 'ready'; }
+
+  /* The answer for a picture on a canvas: on the phone when it can, else from the server
+     (never, when this phone was told to keep its pictures). */
+  async function identifyCanvas(canvas) {
+    if (onPhone()) return device.recognise(canvas);
+    if (localOnly && device.config) throw new ApiFailure(-1, S.local_unavailable);
+    return identify(await toJpeg(canvas));
+  }
+
   async function identify(blob) {
     var resp;
     try {
@@ -255,23 +285,27 @@
     if (file.type && file.type.indexOf('image/') !== 0) { showError(S.photo_not_image); return; }
     showCandidates(null);
     showText(S.working, '', null);
-    var blob, sig = null;
+    var blob, sig = null, canvas = null;
     try {
       var img = await decode(file);
-      var canvas = downscale(img.src, img.w, img.h, MAX_SIDE);
+      canvas = downscale(img.src, img.w, img.h, MAX_SIDE);
       if (img.src.close) img.src.close(); // a 12 MP bitmap holds about 48 MB
       sig = signatureOf(canvas);
       blob = await toJpeg(canvas);
     } catch (e) {
       // This browser cannot decode it (e.g. HEIC outside Safari): the server can, send as is.
       blob = file;
+      canvas = null;
     }
     if (previewUrl) URL.revokeObjectURL(previewUrl);
     previewUrl = URL.createObjectURL(blob);
     preview.src = previewUrl;
     preview.hidden = false;
     try {
-      var ans = await identify(blob);
+      var ans;
+      if (canvas && onPhone()) ans = await device.recognise(canvas);
+      else if (localOnly && device.config) throw new ApiFailure(-1, S.local_unavailable);
+      else ans = await identify(blob);
       var hint = sig ? U.pickHint({ brightness: U.brightness(sig), motion: 0 }) : 'more';
       announce(ans, hint);
     } catch (e) {
@@ -376,7 +410,9 @@
     if (state !== 'starting') { stopTracks(); return; } // stopped while asking
     video.srcObject = stream;
     try { await video.play(); } catch (e) { /* autoplay of a muted stream is allowed */ }
-    logic = new U.ScanLogic({ rule: cfg.scan });
+    // Tips after about 3 s without an answer, then every 5 s, at either frame rate.
+    var per = INTERVAL_MS / (onPhone() ? LOCAL_INTERVAL_MS : INTERVAL_MS);
+    logic = new U.ScanLogic({ rule: cfg.scan, hintAfter: Math.round(6 * per), hintEvery: Math.round(10 * per) });
     setState('scanning');
     offerTorch();
     schedule(0);
@@ -405,7 +441,7 @@
     if (state !== 'scanning' && state !== 'paused') return;
     var mine = run;
     var started = Date.now();
-    var delay = INTERVAL_MS;
+    var delay = onPhone() ? LOCAL_INTERVAL_MS : INTERVAL_MS;
     try {
       await step(mine);
     } catch (e) {
@@ -433,8 +469,7 @@
     var act = logic.frame(sig);
     if (act === 'skip') return;
     if (act === 'resume') setState('scanning');
-    var blob = await toJpeg(downscale(video, video.videoWidth, video.videoHeight, MAX_SIDE));
-    var ans = await identify(blob);
+    var ans = await identifyCanvas(downscale(video, video.videoWidth, video.videoHeight, MAX_SIDE));
     if (mine !== run || state !== 'scanning') return; // stopped while waiting
     if (statusEl.textContent !== S.status_scanning) statusEl.textContent = S.status_scanning;
     if (troubled) {
@@ -473,8 +508,36 @@
     }
   }
 
+  /* ---------- on the phone, and offline ---------- */
+  /* The service worker keeps the page, the runtime and the bundle for offline use; it is
+     registered once the runtime has loaded (or failed), so its downloads come from the
+     browser's cache instead of competing with the page's. */
+  function setupOffline() {
+    device.load().then(function () {
+      if (!('serviceWorker' in navigator) || !cfg.sw) return null;
+      return navigator.serviceWorker.register(cfg.sw).then(function () {
+        return navigator.serviceWorker.ready;
+      }).then(keepForOffline);
+    }).catch(function () { /* no offline use; the page works as before */ });
+  }
+
+  /* Ask the worker to keep this page (in its language) and the runtime files this browser
+     actually loaded (LiteRT.js picks one of its Wasm builds by the browser's features). */
+  function keepForOffline(reg) {
+    var urls = [window.location.href];
+    if (device.config && window.performance && performance.getEntriesByType) {
+      var prefix = new URL(device.config.runtime, window.location.href).pathname;
+      performance.getEntriesByType('resource').forEach(function (e) {
+        var u = new URL(e.name);
+        if (u.origin === window.location.origin && u.pathname.indexOf(prefix) === 0) urls.push(e.name);
+      });
+    }
+    if (reg && reg.active) reg.active.postMessage({ type: 'keep', urls: urls });
+  }
+
   setupSettings();
   setLive();
   setupPhoto();
   setupScan();
+  setupOffline();
 })();

@@ -1,0 +1,91 @@
+/* The service worker: keeps the page, its assets, the browser runtime and the model bundle on
+   the phone, so the page opens and recognises notes with no network after the first visit.
+   Served as /sw.js by usbills_app/offline.py, which puts VERSION (a hash of everything kept,
+   the bundle's sha256 among it) and PRECACHE (the URLs) in front of this file: a new bundle is
+   a new worker, installed on the next online visit, and the old cache goes.
+   - Pages: the network first (always the newest page), the kept copy when offline.
+   - Static files and bundle files: their URLs change with their content, so a kept copy is
+     always right: from the cache first.
+   - The API (pictures sent to the server) is never touched. */
+/* global VERSION, PRECACHE */
+'use strict';
+var CACHE = 'usbills-' + VERSION;
+
+self.addEventListener('install', function (event) {
+  event.waitUntil(caches.open(CACHE).then(function (cache) {
+    // One by one: a file that cannot be had (e.g. a site built without the runtime) must not
+    // stop the rest from being kept.
+    return Promise.all(PRECACHE.map(function (url) {
+      return cache.match(url).then(function (hit) {
+        return hit || cache.add(url).catch(function () { /* fetched when needed */ });
+      });
+    }));
+  }).then(function () { return self.skipWaiting(); }));
+});
+
+self.addEventListener('activate', function (event) {
+  event.waitUntil(caches.keys().then(function (keys) {
+    return Promise.all(keys.filter(function (k) {
+      return k.indexOf('usbills-') === 0 && k !== CACHE;
+    }).map(function (k) { return caches.delete(k); }));
+  }).then(function () { return self.clients.claim(); }));
+});
+
+function keepable(url) {
+  return url.origin === self.location.origin &&
+    (url.pathname.indexOf('/static/') >= 0 || url.pathname.indexOf('/bundle/') >= 0);
+}
+
+/* The page asks to keep what it loaded and the worker could not have known: the page itself
+   (in its language) and the runtime's Wasm build that this browser picked. */
+self.addEventListener('message', function (event) {
+  var data = event.data || {};
+  if (data.type !== 'keep' || !Array.isArray(data.urls)) return;
+  event.waitUntil(caches.open(CACHE).then(function (cache) {
+    return Promise.all(data.urls.map(function (u) {
+      var url = new URL(u, self.location.href);
+      if (url.origin !== self.location.origin) return null;
+      return cache.match(url.href, { ignoreVary: true }).then(function (hit) {
+        return hit || cache.add(url.href).catch(function () { /* offline: next time */ });
+      });
+    }));
+  }));
+});
+
+self.addEventListener('fetch', function (event) {
+  var req = event.request;
+  if (req.method !== 'GET') return;
+  var url = new URL(req.url);
+  if (url.origin !== self.location.origin || url.pathname.indexOf('/api/') >= 0) return;
+  if (req.mode === 'navigate') {
+    event.respondWith(fetch(req).then(function (resp) {
+      if (resp.ok) {
+        var copy = resp.clone();
+        caches.open(CACHE).then(function (cache) { cache.put(req, copy); });
+      }
+      return resp;
+    }).catch(function () {
+      return caches.open(CACHE).then(function (cache) {
+        return cache.match(req, { ignoreVary: true }).then(function (hit) {
+          // Another language's page is better than the browser's error page.
+          return hit || cache.keys().then(function (reqs) {
+            var page = reqs.filter(function (r) {
+              return new URL(r.url).pathname === new URL(self.registration.scope).pathname;
+            })[0];
+            return page ? cache.match(page, { ignoreVary: true }) : Response.error();
+          });
+        });
+      });
+    }));
+    return;
+  }
+  if (!keepable(url)) return;
+  event.respondWith(caches.open(CACHE).then(function (cache) {
+    return cache.match(req, { ignoreVary: true }).then(function (hit) {
+      return hit || fetch(req).then(function (resp) {
+        if (resp.ok) cache.put(req, resp.clone());
+        return resp;
+      });
+    });
+  }));
+});
