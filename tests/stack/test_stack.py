@@ -102,6 +102,26 @@ def test_static_asset_served_by_nginx_with_long_cache_and_gzip(stack):
     assert missing.json()["error"]["code"] == "not_found"
 
 
+def test_browser_runtime_served_by_nginx_and_service_worker_not_cached(stack):
+    """The phone page's LiteRT.js comes from the site itself (the image vendors it from npm):
+    versioned folder, cached for a year, the Wasm gzipped; /sw.js must never be cached long."""
+    pin = json.loads((ROOT / "usbills_app/ondevice/package.json").read_text())
+    base = f"{stack.url}/static/vendor/litert-{pin['dependencies']['@litertjs/core']}/"
+    r = requests.get(base + "litert_wasm_internal.wasm", headers={"Accept-Encoding": "gzip"},
+                     timeout=30, stream=True)
+    raw = r.raw.read()
+    assert r.status_code == 200 and r.headers["Content-Type"] == "application/wasm"
+    assert r.headers["Content-Encoding"] == "gzip"
+    assert gzip.decompress(raw)[:4] == b"\0asm" and len(raw) < 4_000_000
+    assert r.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    js = requests.get(base + "litert.js", timeout=10)
+    assert js.status_code == 200 and '"./wasm-utils.js"' in js.text
+    sw = requests.get(f"{stack.url}/sw.js", timeout=10)
+    assert sw.status_code == 200 and sw.headers["Cache-Control"] == "no-cache"
+    csp = requests.get(f"{stack.url}/", timeout=10).headers["Content-Security-Policy"]
+    assert "'wasm-unsafe-eval'" in csp
+
+
 def test_healthchecks_turn_healthy(stack):
     for service in SERVICES:
         assert wait_for(f"{service} healthy", lambda s=service: stack.health(s) == "healthy",

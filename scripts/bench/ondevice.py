@@ -1,0 +1,201 @@
+"""Recognition on the phone, in Debian's Chromium on this machine, against real gunicorn with the
+committed bundle: what the page downloads for it (raw and gzipped as the site nginx sends it,
+level 5), the first answer from a cold load, the first answer on a repeat visit (runtime and
+bundle from the service worker's cache), the time a frame takes on a warm page, the time the
+scan rule needs to name a note (its agreeing frames at the page's frame interval), and the
+frames uploaded during an on-device scan. Writes artifacts/bench-ondevice.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import gzip
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+from tests import synth  # noqa: E402
+from tests.app.conftest import Gunicorn  # noqa: E402
+from tests.browser.conftest import CHROMIUM, LAUNCH_ARGS  # noqa: E402
+from tests.browser.y4m import write_y4m  # noqa: E402
+
+ART = ROOT / "artifacts"
+BUNDLE = ROOT / "model/bundles/usbills"
+LOCAL_INTERVAL_S = 0.2  # static/js/app.js LOCAL_INTERVAL_MS
+TARGETS = {"transfer_mb": 6.0, "cold_s": 3.0, "warm_s": 0.5}
+
+# Time from navigation start to the first answer for a camera-like frame: load the runtime
+# and the bundle (the page starts that itself), then recognise one frame.
+FIRST_ANSWER = """async (a) => {
+  const s = atob(a.b64), d = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) d[i] = s.charCodeAt(i);
+  const ok = await USBills.onDevice.load();
+  if (!ok) return {error: USBills.onDevice.error || USBills.onDevice.state};
+  const ready = performance.now();
+  const r = await USBills.onDevice.recogniseRgb({data: d, width: a.width, height: a.height});
+  return {ready_ms: ready, answer_ms: performance.now(), label: r.answer.label};
+}"""
+
+FRAMES = """async (a) => {
+  const s = atob(a.b64), d = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) d[i] = s.charCodeAt(i);
+  const img = {data: d, width: a.width, height: a.height}, out = [];
+  for (let i = 0; i < a.n; i++) {
+    const t = performance.now();
+    await USBills.onDevice.recogniseRgb(img);
+    out.push(performance.now() - t);
+  }
+  return out;
+}"""
+
+
+def frame_arg() -> dict:
+    img = synth.camera((512, 384), value=20, seed=1)
+    return {"b64": base64.b64encode(img.tobytes()).decode(), "width": img.width,
+            "height": img.height}
+
+
+def transfer(base: str, urls: list[str]) -> list[dict]:
+    rows = []
+    for u in urls:
+        data = requests.get(base + u, timeout=60).content
+        rows.append({"url": u, "bytes": len(data),
+                     "gzip5": len(gzip.compress(data, compresslevel=5))})
+    return rows
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--runs", type=int, default=5, help="cold and repeat visits (default 5)")
+    ap.add_argument("--frames", type=int, default=30, help="frames timed on a warm page")
+    ap.add_argument("--scan-seconds", type=float, default=5.0,
+                    help="on-device scan during which uploads are counted")
+    a = ap.parse_args()
+    if a.runs < 1 or a.frames < 1 or a.scan_seconds <= 0:
+        ap.error("--runs and --frames must be at least 1, --scan-seconds positive")
+    if not list((ROOT / "usbills_app/static/vendor").glob("litert-*/litert.js")):
+        sys.exit("bench-ondevice: no vendored LiteRT.js: run scripts/setup-dev")
+    from playwright.sync_api import sync_playwright
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-ondevice-"))
+    video = write_y4m(tmp / "cam.y4m", [synth.camera((640, 480), value=20, seed=1)] * 4)
+    server = Gunicorn({"MODEL_DIR": str(BUNDLE)}, tmp)
+    server.wait_ready()
+    arg = frame_arg()
+    load = [os.getloadavg()[0]]
+    cold, repeat, uploads, loaded, version, rows = [], [], None, [], "", []
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS + [
+                "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+                f"--use-file-for-fake-video-capture={video}"])
+            for _ in range(a.runs):
+                ctx = browser.new_context(base_url=server.url)  # empty caches: a cold load
+                page = ctx.new_page()
+                seen = []
+                page.on("response", lambda r, seen=seen: seen.append(r.url))
+                page.goto("/")
+                first = page.evaluate(FIRST_ANSWER, arg)
+                if "error" in first:
+                    sys.exit(f"bench-ondevice: on-device recognition failed: {first['error']}")
+                cold.append(first)
+                loaded = sorted({u.removeprefix(server.url) for u in seen
+                                 if "/static/vendor/" in u or "/bundle/" in u})
+                # A repeat visit: wait until the service worker has kept everything, reload.
+                deadline = time.monotonic() + 60
+                while not page.evaluate("""async () => {
+                    const urls = [];
+                    for (const k of await caches.keys())
+                      for (const r of await (await caches.open(k)).keys()) urls.push(r.url);
+                    return urls.some(u => u.endsWith('.wasm')) &&
+                      urls.filter(u => u.includes('/bundle/')).length >= 2; }"""):
+                    if time.monotonic() > deadline:
+                        sys.exit("bench-ondevice: the service worker kept nothing in 60 s")
+                    page.wait_for_timeout(200)
+                page.reload()
+                repeat.append(page.evaluate(FIRST_ANSWER, arg))
+                ctx.close()
+            # A warm page: frames one after another, and an on-device scan with the camera.
+            ctx = browser.new_context(base_url=server.url)
+            page = ctx.new_page()
+            page.goto("/")
+            page.evaluate(FIRST_ANSWER, arg)
+            times = page.evaluate(FRAMES, {**arg, "n": a.frames})
+            posted = []
+            page.on("request", lambda r: posted.append(r.url)
+                    if "/api/v1/predict" in r.url and r.method == "POST" else None)
+            page.click("#scan-toggle")
+            page.wait_for_timeout(int(a.scan_seconds * 1000))
+            uploads = len(posted)
+            ctx.close()
+            version = browser.version
+            browser.close()
+        rows = transfer(server.url, loaded)
+    finally:
+        server.stop()
+    load.append(os.getloadavg()[0])
+    rule = json.loads((BUNDLE / "card.json").read_text()).get("scan", {"frames": 3})
+    total_gz = sum(r["gzip5"] for r in rows) / 1e6
+    med = statistics.median
+    frame_ms = med(times)
+    # The rule names a note on its n-th agreeing frame: n frames, one interval (or one frame's
+    # time, if longer) apart.
+    scan_s = (rule["frames"] - 1) * max(LOCAL_INTERVAL_S, frame_ms / 1000) + frame_ms / 1000
+    result = {
+        "transfer": rows, "transfer_gzip_mb": round(total_gz, 2),
+        "cold_first_answer_s": [round(c["answer_ms"] / 1000, 3) for c in cold],
+        "cold_ready_s": [round(c["ready_ms"] / 1000, 3) for c in cold],
+        "repeat_first_answer_s": [round(c["answer_ms"] / 1000, 3) for c in repeat],
+        "warm_frame_ms": [round(t, 1) for t in times], "scan_rule": rule,
+        "scan_named_s": round(scan_s, 3), "uploads_during_scan": uploads,
+        "scan_seconds": a.scan_seconds, "load": load,
+    }
+    ART.mkdir(exist_ok=True)
+    (ART / "bench-ondevice.json").write_text(json.dumps(result, indent=2))
+    cold_s = med(result["cold_first_answer_s"])
+    lines = [
+        f"Command: `scripts/bench-ondevice --runs {a.runs} --frames {a.frames}`; Chromium "
+        f"{version} headless, CPU (Wasm) build of LiteRT.js, the page "
+        "and gunicorn on this host (no network delay); load average "
+        f"{load[0]:.2f} before, {load[1]:.2f} after.",
+        "",
+        "| file | bytes | gzip -5 |", "|---|---|---|",
+        *[f"| `{r['url']}` | {r['bytes']:,} | {r['gzip5']:,} |" for r in rows],
+        f"| **total** | {sum(r['bytes'] for r in rows):,} | {total_gz * 1e6:,.0f} |",
+        "",
+        "| figure | median | runs | target | met |", "|---|---|---|---|---|",
+        f"| model + runtime transfer, gzipped | {total_gz:.2f} MB | - | <= 6 MB | "
+        f"{'yes' if total_gz <= TARGETS['transfer_mb'] else 'no'} |",
+        f"| first answer, cold load (navigation -> runtime + bundle loaded -> 1 frame) | "
+        f"{cold_s:.2f} s | {', '.join(map(str, result['cold_first_answer_s']))} | <= 3 s | "
+        f"{'yes' if cold_s <= TARGETS['cold_s'] else 'no'} |",
+        f"| of which runtime + bundle ready | {med(result['cold_ready_s']):.2f} s | "
+        f"{', '.join(map(str, result['cold_ready_s']))} | | |",
+        f"| first answer, repeat visit (from the service worker's cache) | "
+        f"{med(result['repeat_first_answer_s']):.2f} s | "
+        f"{', '.join(map(str, result['repeat_first_answer_s']))} | | |",
+        f"| one frame on a warm page (localise + classify, 512x384) | {frame_ms:.0f} ms | "
+        f"p90 {sorted(times)[int(0.9 * (len(times) - 1))]:.0f} ms, {len(times)} frames | "
+        f"<= 0.5 s | {'yes' if frame_ms / 1000 <= TARGETS['warm_s'] else 'no'} |",
+        f"| note named by the scan rule ({rule['frames']} agreeing frames, "
+        f"{LOCAL_INTERVAL_S * 1000:.0f} ms apart) | {scan_s:.2f} s | computed | <= 0.5 s | "
+        f"{'yes' if scan_s <= TARGETS['warm_s'] else 'no'} |",
+        f"| frames uploaded during a {a.scan_seconds:g} s on-device scan | {uploads} | - | 0 | "
+        f"{'yes' if uploads == 0 else 'no'} |",
+    ]
+    (ART / "bench-ondevice.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
