@@ -21,6 +21,9 @@ from model.classes import class_index
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 # Hand labels for Dollar Classify v1: box-less images and corrected boxes (the file's header).
 DEFAULT_IMAGE_LABELS = Path(__file__).resolve().parent / "labels" / "usbills.csv"
+# Face or back of each Dollar Classify validation note, by hand (the file's header).
+DEFAULT_SIDES = Path(__file__).resolve().parent / "labels" / "usbills-sides.csv"
+SIDES = ("face", "back")
 TRAIN_NAMES = ("train", "training")
 VALID_NAMES = ("valid", "val", "validation", "test")
 
@@ -109,6 +112,31 @@ def read_image_labels(path: Path) -> dict[str, int]:
         except ValueError as e:
             raise DataError(f"{path}:{n}: {e}") from None
     return out
+
+
+def read_sides(path: Path) -> dict[tuple[str, int], str]:
+    """Face or back of labelled notes: ``<split>/images/<file>,<box>,<face|back>`` lines, keyed
+    by (image key, the box's position among the image's boxes from 0); ``#`` starts a comment."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise DataError(f"{path}: cannot read note sides ({e.strerror})") from None
+    out = {}
+    for n, ln in enumerate(lines, 1):
+        ln = ln.split("#", 1)[0].strip()
+        if not ln:
+            continue
+        parts = [v.strip() for v in ln.split(",")]
+        if len(parts) != 3 or not parts[0] or not parts[1].isdigit() or parts[2] not in SIDES:
+            raise DataError(f"{path}:{n}: expected '<split>/images/<file>,<box>,face|back', "
+                            f"got {ln!r}")
+        out[(parts[0], int(parts[1]))] = parts[2]
+    return out
+
+
+def image_key(item: Item) -> str:
+    """``<split folder>/images/<file>``: how the labels files name a YOLO image."""
+    return item.path.relative_to(item.path.parents[2]).as_posix()
 
 
 def add_image_labels_option(parser) -> None:

@@ -6,7 +6,8 @@ Every note of the validation split (never trained on) is rendered by the hand-he
 (model.handheld) on scenes drawn with another seed than training's, and run through the
 service's own code (usbills_app.inference: localise, crop, classify). Reported:
 - per frame: right, wrong (a note named as another at the served threshold), unanswered;
-  per denomination and per condition (small, tilted, fingers, folded, partly out of frame),
+  per denomination, per side (face or back, where model/labels/usbills-sides.csv says) and
+  per condition (small, tilted, fingers, folded, partly out of frame),
   with and without the localiser, side by side on the same frames;
 - negatives: hard-negative scenes (hands, faces, cards, receipts...; model.scenes) and crops of
   sample photos that training never saw, and how many are named as a note;
@@ -20,10 +21,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -38,19 +41,30 @@ WITHIN_S = 2.0
 SCAN_FRAMES = (2, 3, 4)  # rules compared; the bundle keeps its own (card "scan")
 
 
-def note_pictures(items: list[mdata.Item]) -> list[tuple[object, int, str]]:
-    """(picture, class, name) of every note: each box, and each box-less one-note image."""
+class Note(NamedTuple):
+    picture: object  # PIL image of the note (its box's crop, or the whole image)
+    label: int
+    name: str  # the image's file name
+    side: str | None  # "face", "back", or None where the sides file does not say
+
+
+def note_pictures(items: list[mdata.Item],
+                  sides: dict[tuple[str, int], str] | None = None) -> list[Note]:
+    """Every note: each box, and each box-less one-note image; ``sides`` from
+    model.data.read_sides."""
+    sides = sides or {}
     out = []
     for it in items:
         img = mdata.open_rgb(it.path)
+        key = mdata.image_key(it)
         if it.label is not None:
-            out.append((img, it.label, it.path.name))
+            out.append(Note(img, it.label, it.path.name, sides.get((key, 0))))
             continue
         W, H = img.size
-        for c, x0, y0, x1, y1 in it.boxes:
+        for k, (c, x0, y0, x1, y1) in enumerate(it.boxes):
             box = (int(x0 * W), int(y0 * H), max(int(x0 * W) + 8, int(x1 * W)),
                    max(int(y0 * H) + 8, int(y1 * H)))
-            out.append((img.crop(box), c, it.path.name))
+            out.append(Note(img.crop(box), c, it.path.name, sides.get((key, k))))
     return out
 
 
@@ -118,16 +132,19 @@ def scan_figures(seq_votes: list[list[str | None]], truth: list[int], entering: 
 
 def evaluate(bundle: Path, ds: mdata.Dataset, seed: int = SEED, per_note: int = 3,
              negatives: int = 400, scans: bool = True, log=print,
-             compare: Path | None = None, thresholds: list[float] | None = None) -> dict:
+             compare: Path | None = None, thresholds: list[float] | None = None,
+             sides: dict[tuple[str, int], str] | None = None) -> dict:
     """The figures of the module docstring; ``compare``: another bundle run on the same frames,
     frame by frame in turn with this one (so their times share the machine's load);
-    ``thresholds``: the main figures again at each of these thresholds ("sweep")."""
+    ``thresholds``: the main figures again at each of these thresholds ("sweep"); ``sides``
+    (model.data.read_sides): the figures per side of the note as well."""
     from usbills_app import inference, runtime
 
     t0 = time.time()
+    load_before = os.getloadavg()[0]  # server times are only comparable at a similar load
     rng = random.Random(seed)
     photos = scenes.available_photos(scenes.SKIMAGE_VALID)
-    notes = note_pictures(ds.split("valid"))
+    notes = note_pictures(ds.split("valid"), sides)
     if not notes:
         raise mdata.DataError("the validation split has no notes to evaluate on")
     model = runtime.load_model(bundle)
@@ -135,8 +152,10 @@ def evaluate(bundle: Path, ds: mdata.Dataset, seed: int = SEED, per_note: int = 
     card = model.card
     thr = float(card["threshold"])
 
-    frames = [handheld.render(img, c, rng, photos=photos) for img, c, _ in notes
+    frames = [handheld.render(n.picture, n.label, rng, photos=photos) for n in notes
               for _ in range(per_note)]
+    frame_sides = np.array([n.side or "" for n in notes for _ in range(per_note)])
+    by_side = any(n.side for n in notes)  # a sides file for another data set names none
     kinds = list(scenes.KINDS) + [f"photo:{p}" for p in photos]
     negs = [handheld.render(None, NONE, rng, background=scenes.scene(
         rng, rng.choice(handheld.FRAME_SIZES), kinds[i % len(kinds)])) for i in range(negatives)]
@@ -172,6 +191,14 @@ def evaluate(bundle: Path, ds: mdata.Dataset, seed: int = SEED, per_note: int = 
         for name in conditions(f):
             conds.setdefault(name, []).append(i)
     result["by_condition"] = {k: frame_figures(probs[v], y[v], thr) for k, v in conds.items()}
+    if by_side:
+        result["by_side"] = {s: frame_figures(probs[frame_sides == s], y[frame_sides == s], thr)
+                             for s in mdata.SIDES}
+        result["by_class_side"] = {
+            LABELS[c]: {s: frame_figures(probs[(y == c) & (frame_sides == s)],
+                                         y[(y == c) & (frame_sides == s)], thr)
+                        for s in mdata.SIDES}
+            for c in sorted(set(y.tolist()))}
     if whole is not None:
         wprobs, _ = run(whole, frames)
         result["per_frame_whole_frame_only"] = frame_figures(wprobs, y, thr)
@@ -196,15 +223,22 @@ def evaluate(bundle: Path, ds: mdata.Dataset, seed: int = SEED, per_note: int = 
                            "by_kind": {k: int(sum(v)) for k, v in sorted(by_kind.items())}}
     ms += nms
     if scans:
-        seqs = [handheld.sequence(img, c, rng, photos) for img, c, _ in notes]
+        seqs = [handheld.sequence(n.picture, n.label, rng, photos) for n in notes]
         seq_probs = [run(model, s)[0] for s in seqs]
         seq_votes = [votes(p, thr) for p in seq_probs]
-        truth = [c for _, c, _ in notes]
+        truth = [n.label for n in notes]
         result["scans"] = [scan_figures(seq_votes, truth, 2, k) for k in SCAN_FRAMES]
+        if by_side:
+            served = int((card.get("scan") or {}).get("frames", 3))
+            result["scans_by_side"] = {
+                s: scan_figures([v for v, n in zip(seq_votes, notes, strict=True) if n.side == s],
+                                [n.label for n in notes if n.side == s], 2, served)
+                for s in mdata.SIDES}
     if thresholds:
         result["sweep"] = [sweep_point(t, probs, y, nprobs, seq_probs if scans else None,
-                                       [c for _, c, _ in notes]) for t in thresholds]
+                                       [n.label for n in notes]) for t in thresholds]
     result["server_ms_p50"] = round(float(np.median(ms)), 2)
+    result["load_average"] = [round(load_before, 1), round(os.getloadavg()[0], 1)]
     result["localiser"] = model.localiser is not None
     result["seconds"] = round(time.time() - t0)
     return result
@@ -232,6 +266,9 @@ def format_result(r: dict) -> str:
     for k, v in r["by_class"].items():
         lines.append(f"  {k:8s} {v['frames']:4d} frames: right {100 * v['right']:.1f} %, "
                      f"wrong {100 * v['wrong']:.2f} %")
+    for k, v in r.get("by_side", {}).items():
+        lines.append(f"  {k}: {v['frames']} frames, right {100 * v['right']:.1f} %, "
+                     f"wrong {100 * v['wrong']:.2f} %")
     for k, v in r["by_condition"].items():
         lines.append(f"  {k}: {v['frames']} frames, right {100 * v['right']:.1f} %, "
                      f"wrong {100 * v['wrong']:.2f} %")
@@ -242,8 +279,12 @@ def format_result(r: dict) -> str:
         lines.append(f"scans, {s['frames']} agreeing frames: {s['scans']} scans, right within "
                      f"2 s {100 * s['right_within_2s']:.1f} %, wrong {100 * s['wrong']:.2f} % "
                      f"({s['wrong_count']}), median {s['median_s_after_held']} s after held")
+    for side, s in r.get("scans_by_side", {}).items():
+        lines.append(f"  {side}: {s['scans']} scans, right within 2 s "
+                     f"{100 * s['right_within_2s']:.1f} %, wrong {100 * s['wrong']:.2f} % "
+                     f"({s['wrong_count']})")
     lines.append(f"server time per frame (localise + preprocess + inference, 1 thread): "
-                 f"p50 {r['server_ms_p50']} ms")
+                 f"p50 {r['server_ms_p50']} ms{load_text(r)}")
     if "compared" in r:
         c = r["compared"]
         lines.append(f"compared with {c['bundle']} (version {c['version']}, localiser "
@@ -261,6 +302,14 @@ def format_result(r: dict) -> str:
                      f"wrong {100 * s['wrong']:.2f} %")
         lines.append(line)
     return "\n".join(lines)
+
+
+def load_text(r: dict) -> str:
+    """The machine's 1-minute load average at the start and end of the run, when recorded."""
+    if "load_average" not in r:
+        return ""
+    a, b = r["load_average"]
+    return f" (load average {a} at the start, {b} at the end)"
 
 
 def card_section(r: dict) -> list[str]:
@@ -286,21 +335,49 @@ def card_section(r: dict) -> list[str]:
                  f"{100 * s['right_within_2s']:.1f} % of {s['scans']} |")
         t.append(f"| scans named wrongly, {s['frames']} agreeing frames | <= 0.1 % | "
                  f"{100 * s['wrong']:.2f} % ({s['wrong_count']}) |")
-    t.append(f"| server time per frame, p50, 1 thread | <= 25 ms | {r['server_ms_p50']} ms |")
+    t.append(f"| server time per frame, p50, 1 thread | <= 25 ms | {r['server_ms_p50']} ms"
+             f"{load_text(r)} |")
     t.append("")
     if "per_frame_whole_frame_only" in r:
         w = r["per_frame_whole_frame_only"]
         t += [f"Without the localiser (whole frames only, same frames): {100 * w['right']:.1f} % "
               f"right, {100 * w['wrong']:.2f} % wrong.", ""]
-    t += ["| denomination | frames | right | wrong |", "|---|---|---|---|"]
-    t += [f"| {k} | {v['frames']} | {100 * v['right']:.1f} % | {100 * v['wrong']:.2f} % |"
-          for k, v in r["by_class"].items()]
+    t += denomination_table(r)
     t += ["", "| condition | frames | right | wrong |", "|---|---|---|---|"]
     t += [f"| {k} | {v['frames']} | {100 * v['right']:.1f} % | {100 * v['wrong']:.2f} % |"
           for k, v in r["by_condition"].items()]
-    t += ["", f"Negatives by kind (named as a note): {n['by_kind']}. The data set has no face or "
-          "back labels, so figures are per denomination only. Simulated frames are not real "
-          "ones: real hand-held photos are the check that matters.", ""]
+    t += ["", f"Negatives by kind (named as a note): {n['by_kind']}. Simulated frames are not "
+          "real ones: real hand-held photos are the check that matters.", ""]
+    return t
+
+
+def denomination_table(r: dict) -> list[str]:
+    """Per denomination, and per side where the notes' sides are known (Markdown lines)."""
+    def cell(v: dict) -> str:
+        if not v["frames"]:
+            return "-"
+        return f"{100 * v['right']:.1f} % / {100 * v['wrong']:.2f} % of {v['frames']}"
+
+    if "by_class_side" not in r:
+        return ["| denomination | frames | right | wrong |", "|---|---|---|---|"] + [
+            f"| {k} | {v['frames']} | {100 * v['right']:.1f} % | {100 * v['wrong']:.2f} % |"
+            for k, v in r["by_class"].items()]
+    t = ["| denomination | frames | right | wrong | face: right / wrong | back: right / wrong |",
+         "|---|---|---|---|---|---|"]
+    t += [f"| {k} | {v['frames']} | {100 * v['right']:.1f} % | {100 * v['wrong']:.2f} % | "
+          f"{cell(r['by_class_side'][k]['face'])} | {cell(r['by_class_side'][k]['back'])} |"
+          for k, v in r["by_class"].items()]
+    bs = r["by_side"]
+    t.append(f"| all | {r['per_frame']['frames']} | {100 * r['per_frame']['right']:.1f} % | "
+             f"{100 * r['per_frame']['wrong']:.2f} % | {cell(bs['face'])} | {cell(bs['back'])} |")
+    if "scans_by_side" in r:
+        sc = r["scans_by_side"]
+        t += ["", "Scans by side (the served rule, " + str(sc["face"]["frames"]) + " agreeing "
+              "frames): " + "; ".join(
+                  f"{k} {100 * v['right_within_2s']:.1f} % right within 2 s, "
+                  f"{100 * v['wrong']:.2f} % wrong, of {v['scans']}" for k, v in sc.items())
+              + ". Sides by hand (`model/labels/usbills-sides.csv`); notes showing neither "
+              "side's design are in the totals only."]
     return t
 
 
@@ -332,7 +409,7 @@ def write_into_card(bundle: Path, result: dict) -> dict:
 
 def evaluate_into_card(bundle: Path, ds: mdata.Dataset, args, log) -> dict:
     """train's last step: evaluate the new bundle, write the figures into its card."""
-    result = evaluate(bundle, ds, log=log)
+    result = evaluate(bundle, ds, log=log, sides=mdata.read_sides(mdata.DEFAULT_SIDES))
     log(format_result(result))
     write_into_card(bundle, result)
     return result
@@ -344,6 +421,10 @@ def main(argv=None) -> int:
     p.add_argument("--data", required=True, type=Path)
     p.add_argument("--bundle", type=Path, default=REPO / "model" / "bundles" / "usbills")
     mdata.add_image_labels_option(p)
+    p.add_argument("--sides", metavar="FILE", default=mdata.DEFAULT_SIDES,
+                   type=lambda v: None if v.lower() in ("", "none") else Path(v),
+                   help="face/back of the validation notes, for figures per side (default: the "
+                   "repository's file for Dollar Classify; 'none': per denomination only)")
     p.add_argument("--seed", type=int, default=SEED)
     p.add_argument("--frames-per-note", type=options.whole_number(1), default=3)
     p.add_argument("--negatives", type=options.whole_number(0), default=400)
@@ -366,8 +447,10 @@ def main(argv=None) -> int:
 
     try:
         ds = mdata.dedup(mdata.load(args.data, args.image_labels))
+        sides = mdata.read_sides(args.sides) if args.sides else None
         result = evaluate(args.bundle, ds, args.seed, args.frames_per_note, args.negatives,
-                          not args.no_scans, compare=args.compare, thresholds=args.thresholds)
+                          not args.no_scans, compare=args.compare, thresholds=args.thresholds,
+                          sides=sides)
     except (mdata.DataError, BundleError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

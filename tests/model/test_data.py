@@ -65,6 +65,29 @@ def test_image_labels_file_errors_name_the_line(tmp_path, yolo_dir, line, messag
         data.load(yolo_dir, tmp_path / "missing.csv")
 
 
+def test_note_sides_file(tmp_path, yolo_dir):
+    sides = tmp_path / "sides.csv"
+    sides.write_text("# header\nvalid/images/Five_0.jpg,0,face\n"
+                     "valid/images/Two_0.jpg,0,back  # a comment\n")
+    assert data.read_sides(sides) == {("valid/images/Five_0.jpg", 0): "face",
+                                      ("valid/images/Two_0.jpg", 0): "back"}
+    item = next(it for it in data.load(yolo_dir).split("valid") if it.path.name == "Five_0.jpg")
+    assert data.image_key(item) == "valid/images/Five_0.jpg"
+    for line in ("valid/images/Five_0.jpg,0,front", "valid/images/Five_0.jpg,face",
+                 "valid/images/Five_0.jpg,x,back"):
+        sides.write_text(f"# header\n{line}\n")
+        with pytest.raises(data.DataError, match=r"sides.csv:2: expected '<split>/images/"):
+            data.read_sides(sides)
+    with pytest.raises(data.DataError, match="cannot read note sides"):
+        data.read_sides(tmp_path / "missing.csv")
+
+
+def test_repository_sides_name_validation_notes():
+    sides = data.read_sides(data.DEFAULT_SIDES)
+    assert len(sides) == 261 and set(sides.values()) == {"face", "back"}
+    assert {key.split("/images/")[0] for key, _ in sides} == {"valid"}
+
+
 def test_folder_layout(folder_dir):
     ds = data.load(folder_dir)
     assert ds.layout == "folders"

@@ -146,6 +146,24 @@ def test_handheld_evaluation_cli(trained, yolo_dir, tmp_path, capsys):
     assert "at threshold 0.5: frames right" in out and "scans of 3: right" in out
     assert "at threshold 0.9: frames right" in out
     assert (bundle / "card.json").read_text() == before
+    # Per side of the note, where a sides file names the notes: in the output and the card.
+    sides = tmp_path / "sides.csv"
+    sides.write_text("valid/images/Five_0.jpg,0,face\nvalid/images/Two_0.jpg,0,back\n")
+    assert handheld_eval.main(["--data", str(yolo_dir), "--bundle", str(bundle), "--card",
+                               str(card_md), "--negatives", "4", "--frames-per-note", "1",
+                               "--sides", str(sides)]) == 0
+    out = capsys.readouterr().out
+    assert "  face: 1 frames, right" in out and "  back: 1 frames, right" in out
+    hh = json.loads((bundle / "card.json").read_text())["metrics"]["handheld"]
+    assert hh["by_class_side"]["USD-5"]["face"]["frames"] == 1
+    assert hh["by_class_side"]["USD-5"]["back"]["frames"] == 0
+    assert hh["scans_by_side"]["back"]["scans"] == 1
+    text = card_md.read_text()
+    assert "| denomination | frames | right | wrong | face: right / wrong |" in text
+    assert "Scans by side (the served rule, 3 agreeing frames)" in text
+    assert handheld_eval.main(["--data", str(yolo_dir), "--bundle", str(bundle),
+                               "--sides", str(tmp_path / "missing.csv")]) == 2
+    assert "cannot read note sides" in capsys.readouterr().err
     assert handheld_eval.main(["--data", str(tmp_path / "missing"), "--bundle",
                                str(bundle)]) == 2
     assert "error:" in capsys.readouterr().err
