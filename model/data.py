@@ -93,17 +93,22 @@ def _yolo_names(root: Path) -> list[str]:
     raise DataError(f"{yaml}: no 'names' list")
 
 
-def read_image_labels(path: Path) -> dict[str, int]:
-    """Whole-image labels: ``<split>/images/<file>,<class>`` lines; ``#`` starts a comment."""
+def _label_lines(path: Path, what: str):
+    """(line number, text) of a hand-labels file's entries: ``#`` starts a comment."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as e:
-        raise DataError(f"{path}: cannot read image labels ({e.strerror})") from None
-    out = {}
+        raise DataError(f"{path}: cannot read {what} ({e.strerror})") from None
     for n, ln in enumerate(lines, 1):
         ln = ln.split("#", 1)[0].strip()
-        if not ln:
-            continue
+        if ln:
+            yield n, ln
+
+
+def read_image_labels(path: Path) -> dict[str, int]:
+    """Whole-image labels: ``<split>/images/<file>,<class>`` lines."""
+    out = {}
+    for n, ln in _label_lines(path, "image labels"):
         name, sep, cls = (v.strip() for v in ln.rpartition(","))
         if not sep or not name:
             raise DataError(f"{path}:{n}: expected '<split>/images/<file>,<class>', got {ln!r}")
@@ -116,16 +121,9 @@ def read_image_labels(path: Path) -> dict[str, int]:
 
 def read_sides(path: Path) -> dict[tuple[str, int], str]:
     """Face or back of labelled notes: ``<split>/images/<file>,<box>,<face|back>`` lines, keyed
-    by (image key, the box's position among the image's boxes from 0); ``#`` starts a comment."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as e:
-        raise DataError(f"{path}: cannot read note sides ({e.strerror})") from None
+    by (image key, the box's position among the image's boxes from 0)."""
     out = {}
-    for n, ln in enumerate(lines, 1):
-        ln = ln.split("#", 1)[0].strip()
-        if not ln:
-            continue
+    for n, ln in _label_lines(path, "note sides"):
         parts = [v.strip() for v in ln.split(",")]
         if len(parts) != 3 or not parts[0] or not parts[1].isdigit() or parts[2] not in SIDES:
             raise DataError(f"{path}:{n}: expected '<split>/images/<file>,<box>,face|back', "
