@@ -229,6 +229,39 @@ def test_works_offline_after_the_first_visit(new_page, tflite_dir, videos, tmp_p
     assert sent == []
 
 
+KEPT = """async () => {
+  const out = {};
+  for (const k of await caches.keys())
+    out[k] = (await (await caches.open(k)).keys()).map(r => new URL(r.url).pathname);
+  return out;
+}"""
+
+
+def test_a_new_bundle_replaces_the_kept_one_on_the_next_visit(new_page, tflite_dir, tmp_path):
+    app = _server(tflite_dir, tmp_path / "gunicorn.log")
+    try:
+        old = requests.get(f"{app.url}/api/v1/model", timeout=10).json()["sha256"]
+        page = new_page(base_url=app.url)
+        assert open_ready(page) == "ready"
+        poll(page, f"async () => JSON.stringify(await ({KEPT})()).includes('{old}')")
+        # The operator deploys another bundle; the phone comes back online.
+        app.stop()
+        app.model_dir = colour_bundle.build_tflite(tmp_path / "new-bundle", sharpness=3.0)
+        app.start()
+        new = requests.get(f"{app.url}/api/v1/model", timeout=10).json()["sha256"]
+        assert new != old
+        page.reload()
+        page.wait_for_function(READY, timeout=60000)
+        assert page.evaluate("() => USBills.onDevice.state") == "ready"
+        poll(page, f"""async () => {{
+          const kept = JSON.stringify(await ({KEPT})());
+          return kept.includes('{new}') && !kept.includes('{old}');
+        }}""")
+        assert len(page.evaluate(KEPT)) == 1  # the old cache is gone
+    finally:
+        app.stop()
+
+
 @pytest.mark.parametrize("how", ["runtime blocked", "no WebAssembly"])
 def test_falls_back_to_the_server(new_page, colour_server, videos, check, how):
     # No service worker: its own downloads would not be blocked by the page's route.
