@@ -23,7 +23,8 @@ bp = Blueprint("offline", __name__)
 
 # The page's own files (the page itself is kept when it is opened).
 ASSETS = ("css/app.css", "css/nojs.css", "js/answer.js", "js/preprocess.js", "js/ondevice.js",
-          "js/app.js", "icons/icon-192.png", "icons/apple-touch-icon.png")
+          "js/ondevice-worker.js", "js/app.js", "icons/icon-192.png",
+          "icons/apple-touch-icon.png")
 # The runtime's JavaScript; its Wasm (one of two builds, picked by the browser) is added by the
 # page once it has loaded it (see static/js/app.js, keepForOffline).
 RUNTIME_FILES = ("litert.js", "wasm-utils.js")

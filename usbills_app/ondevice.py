@@ -54,11 +54,16 @@ def page_config(lang: str) -> dict | None:
     model = current_model()
     if model is None or not model.ready or not runnable(model.card):
         return None
+    from .pages import asset  # (pages imports this module)
+
     card = model.card
     settings = current_app.config["USBILLS_SETTINGS"]
     loc = card.get("localiser") if model.localiser is not None else None
     return {
         "runtime": runtime_url(),
+        # The models run in a worker (static/js/ondevice-worker.js), which loads preprocess.js.
+        "worker": asset("js/ondevice-worker.js"),
+        "preprocess": asset("js/preprocess.js"),
         "version": card["sha256"] + (loc["sha256"] if loc else ""),
         "model": _file_url(card["sha256"], card["model_file"]),
         "input": card["input"],

@@ -521,15 +521,15 @@
     }).catch(function () { /* no offline use; the page works as before */ });
   }
 
-  /* Ask the worker to keep this page (in its language) and the runtime files this browser
-     actually loaded (LiteRT.js picks one of its Wasm builds by the browser's features). */
+  /* Ask the service worker to keep this page (in its language) and the runtime files this
+     browser actually loaded (LiteRT.js picks one of its Wasm builds by the browser's features). */
   function keepForOffline(reg) {
     var urls = [window.location.href];
-    if (device.config && window.performance && performance.getEntriesByType) {
+    if (device.config) {
       var prefix = new URL(device.config.runtime, window.location.href).pathname;
-      performance.getEntriesByType('resource').forEach(function (e) {
-        var u = new URL(e.name);
-        if (u.origin === window.location.origin && u.pathname.indexOf(prefix) === 0) urls.push(e.name);
+      (device.loadedUrls || []).forEach(function (name) {
+        var u = new URL(name, window.location.href);
+        if (u.origin === window.location.origin && u.pathname.indexOf(prefix) === 0) urls.push(u.href);
       });
     }
     if (reg && reg.active) reg.active.postMessage({ type: 'keep', urls: urls });

@@ -1,9 +1,7 @@
-/* Recognition on the phone (window.USBills.onDevice): loads LiteRT.js (served by this site,
-   static/vendor/, from npm at build time) and the served bundle's .tflite files, and runs the
-   server's path on a picture (static/js/preprocess.js). Anything that fails (no WebAssembly,
-   a runtime that cannot load, a blocked download) leaves `state` at 'failed' and the page
-   uploads pictures as before. The CPU (Wasm) build only: it computes what the server's LiteRT
-   computes, bit for bit on the int8 model; a GPU would not. */
+/* Recognition on the phone (window.USBills.onDevice): starts the worker that runs LiteRT.js on
+   the served bundle (static/js/ondevice-worker.js) and hands it pictures. Anything that fails
+   (no WebAssembly or workers, a runtime that cannot load, a blocked download) leaves `state` at
+   'failed' or 'unavailable' and the page uploads pictures as before. */
 (function (root) {
   'use strict';
   var U = root.USBills;
@@ -16,80 +14,85 @@
     state: cfg ? 'off' : 'unavailable', // off | loading | ready | failed | unavailable
     error: null,
     loadMs: null,
+    loadedUrls: [], // what the worker fetched: runtime files and bundle
     load: load,
     recognise: recognise,
     recogniseRgb: recogniseRgb
   };
   U.onDevice = api;
 
-  var lrt = null;
-  var models = {};
+  var worker = null;
   var loading = null;
-  var queue = Promise.resolve(); // one inference at a time
+  var pending = {};
+  var nextId = 1;
 
   function load() {
     if (loading) return loading;
-    if (!cfg || typeof WebAssembly !== 'object') {
+    if (!cfg || typeof WebAssembly !== 'object' || typeof Worker !== 'function') {
       api.state = 'unavailable';
       loading = Promise.resolve(false);
       return loading;
     }
     api.state = 'loading';
     var t0 = performance.now();
-    loading = (async function () {
-      lrt = await import(cfg.runtime + 'litert.js');
-      await lrt.loadLiteRt(cfg.runtime);
-      // No WebGPU device: the CPU build alone (see above), and no GPU probe on every visit.
-      var env = await lrt.Environment.create({ webGpuDevice: null });
-      var opts = { accelerator: 'wasm', environment: env };
-      var files = [['model', cfg.model]];
-      if (cfg.localiser) files.push(['localiser', cfg.localiser.model]);
-      for (var i = 0; i < files.length; i++) {
-        models[files[i][0]] = await lrt.loadAndCompile(files[i][1], opts);
+    loading = new Promise(function (resolve) {
+      var done = function (ok, error) {
+        api.state = ok ? 'ready' : 'failed';
+        api.error = error || null;
+        if (ok) api.loadMs = performance.now() - t0;
+        else if (worker) { worker.terminate(); worker = null; }
+        resolve(ok);
+      };
+      try {
+        worker = new Worker(cfg.worker);
+      } catch (e) {
+        done(false, String(e && e.message || e));
+        return;
       }
-      // One pass on a grey picture: the first run of a model is much slower than the next.
-      var inp = cfg.input, grey = new Uint8Array(inp.width * inp.height * 3).fill(128);
-      await recogniseRgb({ data: grey, width: inp.width, height: inp.height });
-      api.loadMs = performance.now() - t0;
-      api.state = 'ready';
-      return true;
-    })().catch(function (e) {
-      api.state = 'failed';
-      api.error = String(e && e.message || e);
-      return false;
+      worker.onerror = function (ev) {
+        ev.preventDefault();
+        if (api.state === 'loading') done(false, ev.message || 'worker error');
+      };
+      worker.onmessage = function (ev) {
+        var msg = ev.data || {};
+        if (msg.type === 'loaded') { api.loadedUrls = msg.urls || []; done(true); }
+        else if (msg.type === 'failed') done(false, msg.error);
+        else if (msg.type === 'answer' && pending[msg.id]) {
+          var p = pending[msg.id];
+          delete pending[msg.id];
+          if (msg.error) p.reject(new Error(msg.error)); else p.resolve(msg.result);
+        }
+      };
+      worker.postMessage({ type: 'load', cfg: cfg, preprocess: cfg.preprocess });
     });
     return loading;
   }
 
-  async function run(which, input, shape) {
-    var t = new lrt.Tensor(input, shape);
-    var outs;
-    try {
-      outs = await models[which].run(t);
-    } finally {
-      t.delete();
-    }
-    var data = outs[0].toTypedArray().slice();
-    outs.forEach(function (o) { o.delete(); });
-    return data;
+  function ask(msg, transfer) {
+    if (!worker || api.state !== 'ready') return Promise.reject(new Error('not ready'));
+    var t0 = performance.now();
+    return new Promise(function (resolve, reject) {
+      msg.id = nextId++;
+      pending[msg.id] = { resolve: resolve, reject: reject };
+      msg.type = 'recognise';
+      worker.postMessage(msg, transfer || []);
+    }).then(function (r) {
+      r.answer.timings_ms = { total: Math.round((performance.now() - t0) * 100) / 100 };
+      return r;
+    });
   }
 
-  /* An RGB picture {data, width, height} -> {answer, probs, box}, one at a time. */
+  /* An RGB picture {data, width, height} -> {answer, probs, box} (tests and benchmarks). */
   function recogniseRgb(img) {
-    var t0 = performance.now();
-    var next = queue.then(function () { return U.pre.recognise(img, cfg, run); })
-      .then(function (r) {
-        r.answer.timings_ms = { total: Math.round((performance.now() - t0) * 100) / 100 };
-        return r;
-      });
-    queue = next.catch(function () { /* the caller sees the error; the queue goes on */ });
-    return next;
+    var copy = new Uint8Array(img.data).buffer;
+    return ask({ rgb: copy, width: img.width, height: img.height }, [copy]);
   }
 
   /* A canvas (the frame the page would upload) -> the API-shaped answer. */
   async function recognise(canvas) {
     var ctx = canvas.getContext('2d', { willReadFrequently: true });
-    var img = U.pre.rgbOf(ctx.getImageData(0, 0, canvas.width, canvas.height));
-    return (await recogniseRgb(img)).answer;
+    var data = ctx.getImageData(0, 0, canvas.width, canvas.height);
+    var buf = data.data.buffer;
+    return (await ask({ rgba: buf, width: data.width, height: data.height }, [buf])).answer;
   }
 })(window);

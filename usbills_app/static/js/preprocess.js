@@ -3,7 +3,9 @@
    computes what usbills_app/imaging.py, locate.py, runtime.py and predict_service.py compute,
    to the bit where the server is exact: the int8 model's outputs move in steps of 1/256, so
    one pixel off can change a probability by 0.004. A browser test runs the same pixels through
-   both (tests/browser/test_ondevice.py). No DOM, no network; plain ES2017. */
+   both (tests/browser/test_ondevice.py). No DOM, no network; plain ES2017. Loaded by the page
+   (its functions are tested there) and by the worker that runs the models
+   (static/js/ondevice-worker.js). */
 (function (root) {
   'use strict';
   var U = root.USBills || (root.USBills = {});
@@ -326,4 +328,4 @@
     roundHalfEven: roundHalfEven, cropTo: cropTo, asProbabilities: asProbabilities,
     explain: explain, recognise: recognise
   };
-})(window);
+})(typeof window !== 'undefined' ? window : self);
