@@ -44,8 +44,8 @@ STRINGS: dict[str, dict[str, str]] = {
             "leaves it. With this on, pictures are never sent, even where it cannot."
         ),
         "local_unavailable": (
-            "This browser cannot recognise notes on the phone itself. Turn off "
-            "“On this phone only” in the settings below to use the site."
+            "This phone cannot recognise notes itself. Turn off “On this phone only” below "
+            "to use the site."
         ),
         "video_label": "Camera view",
         "status_off": "Camera off.",
@@ -138,8 +138,8 @@ STRINGS: dict[str, dict[str, str]] = {
             "aunque no pueda."
         ),
         "local_unavailable": (
-            "Este navegador no puede reconocer billetes en el propio teléfono. Desactive "
-            "“Solo en este teléfono” en los ajustes de abajo para usar el sitio."
+            "Este teléfono no puede reconocer billetes por sí mismo. Desactive “Solo en este "
+            "teléfono” abajo para usar el sitio."
         ),
         "video_label": "Imagen de la cámara",
         "status_off": "Cámara apagada.",

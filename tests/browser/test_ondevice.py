@@ -295,7 +295,7 @@ def test_on_this_phone_only_never_uploads(new_page, colour_server, videos, check
     page.wait_for_function("(m) => document.getElementById('answer-text').textContent === m",
                            arg=t["local_unavailable"], timeout=20000)
     page.wait_for_timeout(1500)
-    check(page, "32-ondevice-local-only", shot=False)
+    check(page, "32-ondevice-local-only")
     assert sent == []
     # Without it, the same page sends frames again.
     page.uncheck("#local-only")

@@ -4,8 +4,8 @@
    the bundle's sha256 among it) and PRECACHE (the URLs) in front of this file: a new bundle is
    a new worker, installed on the next online visit, and the old cache goes.
    - Pages: the network first (always the newest page), the kept copy when offline.
-   - Static files and bundle files: their URLs change with their content, so a kept copy is
-     always right: from the cache first.
+   - Static files with a content hash, the runtime and bundle files: their URLs change with
+     their content, so a kept copy is always right: from the cache first.
    - The API (pictures sent to the server) is never touched. */
 /* global VERSION, PRECACHE */
 'use strict';
@@ -31,9 +31,13 @@ self.addEventListener('activate', function (event) {
   }).then(function () { return self.clients.claim(); }));
 });
 
+/* Files whose URL changes with their content: static files with a content hash (?v=), the
+   runtime's versioned folder, the bundle's files (named by their sha256). */
 function keepable(url) {
-  return url.origin === self.location.origin &&
-    (url.pathname.indexOf('/static/') >= 0 || url.pathname.indexOf('/bundle/') >= 0);
+  if (url.origin !== self.location.origin) return false;
+  var path = url.pathname;
+  return (path.indexOf('/static/') >= 0 && url.searchParams.has('v')) ||
+    path.indexOf('/static/vendor/') >= 0 || path.indexOf('/bundle/') >= 0;
 }
 
 /* The page asks to keep what it loaded and the worker could not have known: the page itself
