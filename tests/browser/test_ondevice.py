@@ -337,3 +337,8 @@ def test_manifest_makes_the_page_installable(new_page, colour_server):
     }""")
     assert manifest["display"] == "standalone" and manifest["start_url"]
     assert any(i["sizes"] == "512x512" for i in manifest["icons"])
+    # Chromium's own verdict (what decides whether it offers "Install app"); Playwright's
+    # contexts are incognito profiles, where Chromium installs nothing.
+    cdp = page.context.new_cdp_session(page)
+    errors = cdp.send("Page.getInstallabilityErrors")["installabilityErrors"]
+    assert [e for e in errors if e["errorId"] != "in-incognito"] == []
