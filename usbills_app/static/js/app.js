@@ -223,7 +223,15 @@
   /* The answer for a picture on a canvas: on the phone when it can, else from the server
      (never, when this phone was told to keep its pictures). */
   async function identifyCanvas(canvas) {
-    if (onPhone()) return device.recognise(canvas);
+    if (onPhone()) {
+      try {
+        return await device.recognise(canvas);
+      } catch (e) {
+        // A frame the phone could not do (it never should): the server's answer, unless
+        // this phone keeps its pictures.
+        if (localOnly) throw new ApiFailure(-1, S.local_unavailable);
+      }
+    }
     if (localOnly && device.config) throw new ApiFailure(-1, S.local_unavailable);
     return identify(await toJpeg(canvas));
   }
@@ -302,10 +310,9 @@
     preview.src = previewUrl;
     preview.hidden = false;
     try {
-      var ans;
-      if (canvas && onPhone()) ans = await device.recognise(canvas);
-      else if (localOnly && device.config) throw new ApiFailure(-1, S.local_unavailable);
-      else ans = await identify(blob);
+      var ans = canvas ? await identifyCanvas(canvas)
+        : localOnly && device.config ? null : await identify(blob);
+      if (!ans) throw new ApiFailure(-1, S.local_unavailable);
       var hint = sig ? U.pickHint({ brightness: U.brightness(sig), motion: 0 }) : 'more';
       announce(ans, hint);
     } catch (e) {
