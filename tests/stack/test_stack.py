@@ -6,6 +6,7 @@ tests come last because they change it.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import gzip
 import json
@@ -120,6 +121,68 @@ def test_browser_runtime_served_by_nginx_and_service_worker_not_cached(stack):
     assert sw.status_code == 200 and sw.headers["Cache-Control"] == "no-cache"
     csp = requests.get(f"{stack.url}/", timeout=10).headers["Content-Security-Policy"]
     assert "'wasm-unsafe-eval'" in csp
+
+
+def test_page_recognises_on_the_phone_through_the_site_nginx(stack):
+    """Production's path end to end: the images as built, the app with its baked bundle (the
+    stack's own test bundle is too small to run on the phone), the site nginx in front; in
+    Chromium the page's on-device answer equals the server's for the same pixels, and nothing
+    breaks the CSP (Wasm, worker, service worker)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests import synth
+    from tests.browser.conftest import CHROMIUM, LAUNCH_ARGS
+
+    name = f"{stack.project}-od"
+    sh("docker", "network", "create", name)
+    try:
+        sh("docker", "run", "-d", "--name", f"{name}-app", "--network", name,
+           "--network-alias", "odapp", "--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL",
+           "usbills/app:0.1.0")
+        sh("docker", "run", "-d", "--name", f"{name}-nginx", "--network", name, "--read-only",
+           "--tmpfs", "/tmp", "-e", "APP_UPSTREAM=odapp:8000", "-p", "127.0.0.1::8080",
+           "usbills/site-nginx:0.1.0")
+        wait_for("baked app healthy", lambda: sh(
+            "docker", "inspect", "-f", "{{.State.Health.Status}}", f"{name}-app").stdout.strip()
+            == "healthy", timeout=60)
+        port = sh("docker", "port", f"{name}-nginx", "8080/tcp").stdout.split(":")[-1].strip()
+        url = f"http://127.0.0.1:{port}"
+        wait_for("site nginx answers", lambda: requests.get(f"{url}/readyz", timeout=2).ok,
+                 timeout=30)
+        img = synth.camera((512, 384), value=20, seed=2)
+        server = requests.post(f"{url}/api/v1/predict", data=synth.encode(img, "PNG"),
+                               headers={"Content-Type": "image/png"}, timeout=30).json()
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+            try:
+                page = browser.new_page()
+                page.add_init_script(
+                    "window.__csp = []; document.addEventListener('securitypolicyviolation', "
+                    "e => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));")
+                page.goto(url + "/")
+                page.wait_for_function("() => ['ready', 'failed', 'unavailable']"
+                                       ".includes(USBills.onDevice.state)", timeout=60000)
+                assert page.evaluate("() => USBills.onDevice.state") == "ready", \
+                    page.evaluate("() => USBills.onDevice.error")
+                ans = page.evaluate("""async (a) => {
+                  const s = atob(a.b64), d = new Uint8Array(s.length);
+                  for (let i = 0; i < s.length; i++) d[i] = s.charCodeAt(i);
+                  const r = await USBills.onDevice.recogniseRgb(
+                    {data: d, width: a.width, height: a.height});
+                  return r.answer;
+                }""", {"b64": base64.b64encode(img.tobytes()).decode(),
+                       "width": img.width, "height": img.height})
+                page.wait_for_function("() => navigator.serviceWorker.controller !== null",
+                                       timeout=30000)
+                assert page.evaluate("() => window.__csp") == []
+            finally:
+                browser.close()
+        for key in ("label", "identified", "no_object"):
+            assert ans[key] == server[key], key
+        assert ans["confidence"] == pytest.approx(server["confidence"], abs=1e-3)
+    finally:
+        sh("docker", "rm", "-f", f"{name}-nginx", f"{name}-app", check=False)
+        sh("docker", "network", "rm", name, check=False)
 
 
 def test_healthchecks_turn_healthy(stack):
