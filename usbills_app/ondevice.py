@@ -36,24 +36,13 @@ def runtime_url() -> str:
     return url_for("static", filename=f"vendor/litert-{runtime_version()}/")
 
 
-# The page's frames are at most this many pixels a side (static/js/app.js MAX_SIDE). Pillow
-# shrinks by 4x or more in two steps (reduce(), then resize); preprocess.js does the one-step
-# resize only, so a model input under a quarter of a frame stays on the server.
-PAGE_MAX_SIDE = 512
-
-
 def runnable(card: dict) -> bool:
-    """The page can run this bundle: tflite, float32 RGB input (and localiser) large enough
-    for the one-step resize, tflite localiser."""
+    """The page can run this bundle: tflite, float32 RGB input, tflite localiser."""
     inp = card.get("input") or {}
     loc = card.get("localiser")
-    sides = [inp.get("height", 0), inp.get("width", 0)]
-    if loc is not None:
-        sides += [loc.get("input", {}).get("height", 0), loc.get("input", {}).get("width", 0)]
     return (card.get("format") == "tflite" and inp.get("channels") == 3
             and inp.get("dtype", "float32") == "float32"
-            and (loc is None or loc.get("format") == "tflite")
-            and min(sides) * 4 > PAGE_MAX_SIDE)
+            and (loc is None or loc.get("format") == "tflite"))
 
 
 def _file_url(sha: str, name: str) -> str:

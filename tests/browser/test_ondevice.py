@@ -116,7 +116,10 @@ JS_PIXELS = """(a) => {
 
 @pytest.mark.parametrize("src,dst", [((512, 384), (256, 256)), ((512, 288), (192, 192)),
                                      ((97, 61), (256, 256)), ((300, 200), (256, 256)),
-                                     ((256, 100), (256, 256)), ((180, 256), (256, 256))])
+                                     ((256, 100), (256, 256)), ((180, 256), (256, 256)),
+                                     # Shrinks by 4x or more: Pillow reduces first.
+                                     ((512, 384), (96, 96)), ((511, 287), (127, 71)),
+                                     ((1000, 700), (192, 192)), ((400, 300), (50, 300))])
 def test_resize_matches_pillow_bilinear(new_page, server, src, dst):
     rng = np.random.default_rng(src[0] * 1000 + src[1])
     img = Image.fromarray(rng.integers(0, 256, (src[1], src[0], 3), dtype=np.uint8))

@@ -14,7 +14,8 @@
   /* ---------- resize: Pillow's Image.resize(size, BILINEAR, reducing_gap=2.0) on RGB ---------- */
   // Pillow (libImaging/Resample.c) resamples 8-bit images with a triangle filter widened by the
   // downscale factor, weights rounded to 22-bit fixed point, one horizontal then one vertical
-  // pass, each rounded and clipped to 0..255.
+  // pass, each rounded and clipped to 0..255; a shrink by 4x or more first averages whole
+  // blocks (libImaging/Reduce.c).
   var PRECISION_BITS = 22;
   var ONE = 1 << PRECISION_BITS;
   var HALF = 1 << (PRECISION_BITS - 1);
@@ -24,9 +25,11 @@
     return x < 1 ? 1 - x : 0;
   }
 
-  /* Fixed-point weights and first source index of each output index, for one axis. */
-  function coefficients(inSize, outSize) {
-    var scale = inSize / outSize;
+  /* Fixed-point weights and first source index of each output index, for one axis; the
+     source span is in0..in1 (float32, as Pillow passes its box to C). */
+  function coefficients(inSize, outSize, in0, in1) {
+    if (in0 === undefined) { in0 = 0; in1 = inSize; }
+    var scale = f32(f32(in1) - f32(in0)) / outSize;
     var filterscale = scale < 1 ? 1 : scale;
     var support = filterscale; // the triangle's support is 1
     var ksize = Math.ceil(support) * 2 + 1;
@@ -35,7 +38,7 @@
     var count = new Int32Array(outSize);
     var w = new Float64Array(ksize);
     for (var xx = 0; xx < outSize; xx++) {
-      var center = (xx + 0.5) * scale;
+      var center = f32(in0) + (xx + 0.5) * scale;
       var ss = 1 / filterscale;
       var xmin = Math.trunc(center - support + 0.5);
       if (xmin < 0) xmin = 0;
@@ -62,22 +65,69 @@
     return v < 0 ? 0 : v > 255 ? 255 : v;
   }
 
-  /* img: {data: RGB bytes (3 a pixel), width, height} -> the same at outW x outH. */
-  function resize(img, outW, outH) {
-    var inW = img.width, inH = img.height;
-    if ((Math.trunc(inW / outW / 2) || 1) > 1 || (Math.trunc(inH / outH / 2) || 1) > 1) {
-      // Pillow would first reduce() by whole factors; frames are at most 512 px, so the page
-      // never asks for a shrink of 4 times or more.
-      throw new Error('resize: shrink by 4x or more is not supported');
+  /* Pillow's Image.reduce((fx, fy)): the mean of each fx x fy block (the last row and column
+     of blocks may be partial), rounded as libImaging/Reduce.c does: a 24-bit fixed-point
+     multiplier computed in float32. */
+  function reduce(img, fx, fy) {
+    var inW = img.width, inH = img.height, src = img.data;
+    var outW = Math.ceil(inW / fx), outH = Math.ceil(inH / fy);
+    var out = new Uint8Array(outW * outH * 3);
+    var multipliers = {};
+    for (var y = 0; y < outH; y++) {
+      var y0 = y * fy, y1 = Math.min(y0 + fy, inH);
+      for (var x = 0; x < outW; x++) {
+        var x0 = x * fx, x1 = Math.min(x0 + fx, inW);
+        var n = (x1 - x0) * (y1 - y0);
+        var mul = multipliers[n];
+        if (mul === undefined) {
+          mul = multipliers[n] = Math.trunc(f32(f32(4294967296) / f32(256 * n)));
+        }
+        var amend = Math.floor(n / 2), s0 = amend, s1 = amend, s2 = amend;
+        for (var yy = y0; yy < y1; yy++) {
+          for (var xx = x0; xx < x1; xx++) {
+            var p = (yy * inW + xx) * 3;
+            s0 += src[p]; s1 += src[p + 1]; s2 += src[p + 2];
+          }
+        }
+        var o = (y * outW + x) * 3;
+        // (s * mul) >> 24 without leaving exact integers: s < 2^24 and mul < 2^24.
+        out[o] = Math.floor(s0 * mul / 16777216) & 255;
+        out[o + 1] = Math.floor(s1 * mul / 16777216) & 255;
+        out[o + 2] = Math.floor(s2 * mul / 16777216) & 255;
+      }
     }
-    if (inW === outW && inH === outH) return { data: img.data.slice(), width: inW, height: inH };
+    return { data: out, width: outW, height: outH };
+  }
+
+  /* img: {data: RGB bytes (3 a pixel), width, height} -> the same at outW x outH, as Pillow's
+     img.resize((outW, outH), BILINEAR, reducing_gap=2.0): a shrink by 4x or more is first
+     reduced by whole factors, then resampled from the matching fractional box. */
+  function resize(img, outW, outH) {
+    var fx = Math.trunc(img.width / outW / 2) || 1, fy = Math.trunc(img.height / outH / 2) || 1;
+    if (fx > 1 || fy > 1) {
+      var reduced = reduce(img, fx, fy);
+      return resample(reduced, outW, outH, [0, 0, img.width / fx, img.height / fy]);
+    }
+    if (img.width === outW && img.height === outH) {
+      return { data: img.data.slice(), width: outW, height: outH };
+    }
+    return resample(img, outW, outH, [0, 0, img.width, img.height]);
+  }
+
+  /* Pillow's two-pass resample (ImagingResampleInner) of `box` (float32) to outW x outH. */
+  function resample(img, outW, outH, box) {
+    var inW = img.width, inH = img.height;
+    var b = box.map(f32);
     var src = img.data, rowOffset = 0;
-    var vert = coefficients(inH, outH);
-    if (inW !== outW) {
+    var vert = coefficients(inH, outH, b[1], b[3]);
+    var needH = outW !== inW || b[0] !== 0 || b[2] !== outW;
+    var needV = outH !== inH || b[1] !== 0 || b[3] !== outH;
+    var w = inW;
+    if (needH) {
       // Horizontal pass, only over the rows the vertical pass reads.
       var yFirst = vert.first[0];
       var yLast = vert.first[outH - 1] + vert.count[outH - 1];
-      var hor = coefficients(inW, outW);
+      var hor = coefficients(inW, outW, b[0], b[2]);
       var tmp = new Uint8Array(outW * (yLast - yFirst) * 3);
       for (var y = yFirst; y < yLast; y++) {
         var row = y * inW * 3, out = (y - yFirst) * outW * 3;
@@ -93,10 +143,10 @@
           tmp[out + xx * 3 + 2] = clip8(s2);
         }
       }
-      src = tmp; rowOffset = yFirst;
-      if (inH === outH) return { data: tmp, width: outW, height: outH };
+      src = tmp; rowOffset = yFirst; w = outW;
+      if (!needV) return { data: tmp, width: outW, height: yLast - yFirst };
     }
-    var w = inW === outW ? inW : outW;
+    if (!needV) return { data: src.slice(), width: w, height: inH };
     var dst = new Uint8Array(w * outH * 3);
     for (var yy = 0; yy < outH; yy++) {
       var ymin = vert.first[yy] - rowOffset, m = vert.count[yy], vb = yy * vert.ksize;
@@ -322,7 +372,7 @@
   }
 
   U.pre = {
-    coefficients: coefficients, resize: resize, rgbOf: rgbOf, crop: crop, affine: affine,
+    coefficients: coefficients, resize: resize, reduce: reduce, resample: resample, rgbOf: rgbOf, crop: crop, affine: affine,
     toInput: toInput, pairwiseSum: pairwiseSum, strongestBlob: strongestBlob,
     boxFromHeatmap: boxFromHeatmap, expand: expand, useWhole: useWhole, locate: locate,
     roundHalfEven: roundHalfEven, cropTo: cropTo, asProbabilities: asProbabilities,
