@@ -125,7 +125,8 @@ def test_browser_runtime_served_by_nginx_and_service_worker_not_cached(stack):
 
 def test_page_recognises_on_the_phone_through_the_site_nginx(stack):
     """Production's path end to end: the images as built, the app with its baked bundle (the
-    stack's own test bundle is too small to run on the phone), the site nginx in front; in
+    served int8 classifier and localiser, not the stack's colour test bundle), the site nginx in
+    front; in
     Chromium the page's on-device answer equals the server's for the same pixels, and nothing
     breaks the CSP (Wasm, worker, service worker)."""
     from playwright.sync_api import sync_playwright
