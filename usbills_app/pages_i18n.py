@@ -72,7 +72,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "hint_light": "Try more light.",
         "hint_steady": "Hold the phone steadier.",
         "hint_more": "Show more of the note: at least half of it, flat, filling the view.",
-        "settings_heading": "How answers are given",
+        "settings_heading": "Settings",
+        "answers_legend": "How answers are given",
         "mode_speak": "Speak the answer",
         "mode_vibrate": "Vibrate only (private)",
         "mode_silent": "Screen only (for screen readers)",
@@ -170,7 +171,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "hint_more": (
             "Muestre más del billete: al menos la mitad, plano, llenando la imagen."
         ),
-        "settings_heading": "Cómo se dan las respuestas",
+        "settings_heading": "Ajustes",
+        "answers_legend": "Cómo se dan las respuestas",
         "mode_speak": "Decir la respuesta en voz alta",
         "mode_vibrate": "Solo vibrar (privado)",
         "mode_silent": "Solo en pantalla (para lectores de pantalla)",

@@ -289,6 +289,10 @@ def test_on_this_phone_only_never_uploads(new_page, colour_server, videos, check
     page.route("**/static/vendor/**", lambda route: route.abort())
     sent = uploads(page)
     assert open_ready(page) == "failed"
+    # A setting of its own under "Settings", not one of the ways answers are given.
+    settings = page.get_by_role("region", name=STRINGS["en"]["settings_heading"])
+    assert settings.get_by_role("checkbox", name=STRINGS["en"]["local_only"]).is_visible()
+    assert settings.get_by_role("group", name=STRINGS["en"]["answers_legend"]).is_visible()
     page.check("#local-only")
     page.reload()  # remembered on this phone
     page.wait_for_function(READY, timeout=60000)
