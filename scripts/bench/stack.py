@@ -250,12 +250,15 @@ def steal_pct(before: list[int], after: list[int]) -> float:
     return 100 * d[7] / max(1, sum(d[:8]))
 
 
-def wrk(url: str, files: list[Path], duration: int, connections: int) -> dict:
+def wrk(url: str, files: list[Path], duration: int, connections: int,
+        host: str | None = None) -> dict:
+    """``host``: the Host header, for one of several sites behind the proxy (bench-settings)."""
     lua = files[0].parent / "post.lua"
     t0 = cpu_times()
     lua.write_text(WRK_LUA % ", ".join(f'"{p}"' for p in files))
     out = sh("wrk", f"-t{min(connections, 2)}", f"-c{connections}", f"-d{duration}s",
-             "--timeout", "10s", "--latency", "-s", str(lua), f"{url}/api/v1/predict",
+             "--timeout", "10s", "--latency", "-s", str(lua),
+             *(["-H", f"Host: {host}"] if host else []), f"{url}/api/v1/predict",
              timeout=duration + 60)
     statuses: dict[int, int] = {}
     for s, k in re.findall(r"^status (\d+) (\d+)$", out, re.M):
