@@ -31,6 +31,12 @@ self.addEventListener('activate', function (event) {
   }).then(function () { return self.clients.claim(); }));
 });
 
+/* This worker's cache while it is still the current one: a newer worker deletes it on activate,
+   and caches.open would make it again (empty, left behind) for a put that lands after that. */
+function ownCache() {
+  return caches.has(CACHE).then(function (has) { return has ? caches.open(CACHE) : null; });
+}
+
 /* Files whose URL changes with their content: static files with a content hash (?v=), the
    runtime's versioned folder, the bundle's files (named by their sha256). */
 function keepable(url) {
@@ -45,7 +51,8 @@ function keepable(url) {
 self.addEventListener('message', function (event) {
   var data = event.data || {};
   if (data.type !== 'keep' || !Array.isArray(data.urls)) return;
-  event.waitUntil(caches.open(CACHE).then(function (cache) {
+  event.waitUntil(ownCache().then(function (cache) {
+    if (!cache) return null;
     return Promise.all(data.urls.map(function (u) {
       var url = new URL(u, self.location.href);
       if (url.origin !== self.location.origin) return null;
@@ -65,11 +72,12 @@ self.addEventListener('fetch', function (event) {
     event.respondWith(fetch(req).then(function (resp) {
       if (resp.ok) {
         var copy = resp.clone();
-        caches.open(CACHE).then(function (cache) { cache.put(req, copy); });
+        ownCache().then(function (cache) { if (cache) cache.put(req, copy); });
       }
       return resp;
     }).catch(function () {
-      return caches.open(CACHE).then(function (cache) {
+      return ownCache().then(function (cache) {
+        if (!cache) return Response.error();
         return cache.match(req, { ignoreVary: true }).then(function (hit) {
           // Another language's page is better than the browser's error page.
           return hit || cache.keys().then(function (reqs) {
@@ -84,7 +92,8 @@ self.addEventListener('fetch', function (event) {
     return;
   }
   if (!keepable(url)) return;
-  event.respondWith(caches.open(CACHE).then(function (cache) {
+  event.respondWith(ownCache().then(function (cache) {
+    if (!cache) return fetch(req);
     return cache.match(req, { ignoreVary: true }).then(function (hit) {
       return hit || fetch(req).then(function (resp) {
         if (resp.ok) cache.put(req, resp.clone());
