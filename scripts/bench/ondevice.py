@@ -29,8 +29,8 @@ import note_in_view  # noqa: E402 (beside this file: a note coming into view, ti
 
 from tests import synth  # noqa: E402
 from tests.app.conftest import Gunicorn  # noqa: E402
-from tests.browser.conftest import CHROMIUM, LAUNCH_ARGS  # noqa: E402
 from tests.browser.y4m import write_y4m  # noqa: E402
+from tests.chromium import CHROMIUM, LAUNCH_ARGS  # noqa: E402
 
 ART = ROOT / "artifacts"
 BUNDLE = ROOT / "model/bundles/usbills"

@@ -21,17 +21,16 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.chromium import CHROMIUM, LAUNCH_ARGS
 from tests.procs import free_port
 
 from . import colour_bundle
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 AXE = ROOT / ".cache/npm/node_modules/axe-core/axe.min.js"
 ARTIFACTS = ROOT / "artifacts/browser"
 DOC_SHOTS = ROOT / "docs/screenshots"
 VIEWPORT = {"width": 390, "height": 844}
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 # Runs before any page script: records speech, vibration, layout shifts and CSP violations.
 OBSERVE = """
@@ -128,16 +127,6 @@ def own_server(model_dir, tmp_path):
     app.start()
     yield app
     app.stop()
-
-
-@pytest.fixture(scope="session")
-def pw():
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: run scripts/setup-dev (installs Debian's chromium)")
-    with sync_playwright() as p:
-        yield p
 
 
 @pytest.fixture(scope="session")

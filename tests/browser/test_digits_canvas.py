@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.browser.conftest import CHROMIUM, LAUNCH_ARGS, OBSERVE, VIEWPORT
+from tests.browser.conftest import OBSERVE, VIEWPORT
+from tests.chromium import CHROMIUM, LAUNCH_ARGS
 from tests.procs import free_port
 
 pytestmark = pytest.mark.browser

@@ -123,16 +123,14 @@ def test_browser_runtime_served_by_nginx_and_service_worker_not_cached(stack):
     assert "'wasm-unsafe-eval'" in csp
 
 
-def test_page_recognises_on_the_phone_through_the_site_nginx(stack):
+def test_page_recognises_on_the_phone_through_the_site_nginx(stack, pw):
     """Production's path end to end: the images as built, the app with its baked bundle (the
     served int8 classifier and localiser, not the stack's colour test bundle), the site nginx in
     front; in
     Chromium the page's on-device answer equals the server's for the same pixels, and nothing
     breaks the CSP (Wasm, worker, service worker)."""
-    from playwright.sync_api import sync_playwright
-
     from tests import synth
-    from tests.browser.conftest import CHROMIUM, LAUNCH_ARGS
+    from tests.chromium import CHROMIUM, LAUNCH_ARGS
 
     name = f"{stack.project}-od"
     sh("docker", "network", "create", name)
@@ -153,31 +151,30 @@ def test_page_recognises_on_the_phone_through_the_site_nginx(stack):
         img = synth.camera((512, 384), value=20, seed=2)
         server = requests.post(f"{url}/api/v1/predict", data=synth.encode(img, "PNG"),
                                headers={"Content-Type": "image/png"}, timeout=30).json()
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
-            try:
-                page = browser.new_page()
-                page.add_init_script(
-                    "window.__csp = []; document.addEventListener('securitypolicyviolation', "
-                    "e => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));")
-                page.goto(url + "/")
-                page.wait_for_function("() => ['ready', 'failed', 'unavailable']"
-                                       ".includes(USBills.onDevice.state)", timeout=60000)
-                assert page.evaluate("() => USBills.onDevice.state") == "ready", \
-                    page.evaluate("() => USBills.onDevice.error")
-                ans = page.evaluate("""async (a) => {
-                  const s = atob(a.b64), d = new Uint8Array(s.length);
-                  for (let i = 0; i < s.length; i++) d[i] = s.charCodeAt(i);
-                  const r = await USBills.onDevice.recogniseRgb(
-                    {data: d, width: a.width, height: a.height});
-                  return r.answer;
-                }""", {"b64": base64.b64encode(img.tobytes()).decode(),
-                       "width": img.width, "height": img.height})
-                page.wait_for_function("() => navigator.serviceWorker.controller !== null",
-                                       timeout=30000)
-                assert page.evaluate("() => window.__csp") == []
-            finally:
-                browser.close()
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        try:
+            page = browser.new_page()
+            page.add_init_script(
+                "window.__csp = []; document.addEventListener('securitypolicyviolation', "
+                "e => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));")
+            page.goto(url + "/")
+            page.wait_for_function("() => ['ready', 'failed', 'unavailable']"
+                                   ".includes(USBills.onDevice.state)", timeout=60000)
+            assert page.evaluate("() => USBills.onDevice.state") == "ready", \
+                page.evaluate("() => USBills.onDevice.error")
+            ans = page.evaluate("""async (a) => {
+              const s = atob(a.b64), d = new Uint8Array(s.length);
+              for (let i = 0; i < s.length; i++) d[i] = s.charCodeAt(i);
+              const r = await USBills.onDevice.recogniseRgb(
+                {data: d, width: a.width, height: a.height});
+              return r.answer;
+            }""", {"b64": base64.b64encode(img.tobytes()).decode(),
+                   "width": img.width, "height": img.height})
+            page.wait_for_function("() => navigator.serviceWorker.controller !== null",
+                                   timeout=30000)
+            assert page.evaluate("() => window.__csp") == []
+        finally:
+            browser.close()
         for key in ("label", "identified", "no_object"):
             assert ans[key] == server[key], key
         assert ans["confidence"] == pytest.approx(server["confidence"], abs=1e-3)
