@@ -32,8 +32,9 @@ RUNTIME_FILES = ("litert.js", "wasm-utils.js")
 
 def precache() -> list[str]:
     urls = [asset(a) for a in ASSETS]
-    if ondevice.bundle_urls():
-        urls += [ondevice.runtime_url() + f for f in RUNTIME_FILES] + ondevice.bundle_urls()
+    bundle = ondevice.bundle_urls()
+    if bundle:
+        urls += [ondevice.runtime_url() + f for f in RUNTIME_FILES] + bundle
     return urls
 
 
