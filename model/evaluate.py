@@ -349,10 +349,10 @@ def write_model_card(result: dict, ds: mdata.Dataset, path: Path) -> None:
         "- Samples: every box cropped with random margins (down to about half of the note), every "
         f"image holding one denomination as a whole, {backgrounds}procedural hard-negative "
         "scenes (hands, faces, people, wallets, cards, receipts, paper, screens, print; "
-        "`model/scenes.py`) and sample photos as `none`; classes balanced by repetition. Half "
-        "the box views are hand-held frames (`model/handheld.py`, the simulator of the "
-        "hand-held evaluation below, on training scenes) cropped as the localiser crops them "
-        "or left whole.",
+        "`model/scenes.py`) and sample photos as `none`; classes balanced by repetition. "
+        f"{samples.HANDHELD_SHARE:.0%} of the box views are hand-held frames "
+        "(`model/handheld.py`, the simulator of the hand-held evaluation below, on training "
+        "scenes) cropped as the localiser crops them or left whole.",
         "- Augmentation (phone photos): any rotation (quarter turns and free angles), perspective, "
         "blur, low light, contrast/colour, glare blobs, sensor noise, JPEG quality 25-90.",
         f"- Training: {info.get('views', '?')} augmented views ({info.get('views_per_class', '?')}"
