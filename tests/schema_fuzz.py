@@ -38,7 +38,8 @@ def _register() -> None:
     note = st.none() | st.sampled_from(notes)
     count = st.integers(0, 10**6 - 1)
     states = st.just("new") | st.builds(
-        scan.State, label=note, run=count, announced=note, absent=count,
+        scan.State, recent=st.lists(note, max_size=scan.MAX_WINDOW), announced=note,
+        absent=count,
         t=st.none() | st.floats(0, 1e11, exclude_max=True),
     ).map(scan.encode)
     openapi.format(scan.STATE_FORMAT, states)

@@ -171,6 +171,7 @@ def _scan_answer(model, state: scan.State, answers: list[dict], lang: str) -> di
             "display_name": predict_service.display_name(cls, lang) if cls else None,
             "value": cls.get("value") if cls else None, "announce": d.announce,
             "agreeing_frames": d.agreeing, "frames_needed": rule.frames,
+            "window_frames": rule.window,
             "state": scan.encode(state)}
 
 

@@ -161,6 +161,9 @@ def _scan_errors(scan: object) -> list[str]:
     frames = scan.get("frames", 3)
     if not isinstance(frames, int) or isinstance(frames, bool) or not 1 <= frames <= 20:
         errs.append("scan.frames must be an integer 1..20")
+    unsure = scan.get("unsure", 0)
+    if not isinstance(unsure, int) or isinstance(unsure, bool) or not 0 <= unsure <= 20:
+        errs.append("scan.unsure must be an integer 0..20")
     gap = scan.get("max_gap_s", 2.0)
     if not _num(gap) or not 0 < gap <= 60:
         errs.append("scan.max_gap_s must be in (0, 60]")

@@ -165,7 +165,8 @@ def spec(settings: Settings, n_classes: int | None = None) -> dict:
                 "required": ["results", "model"]},
             "Scan": {"type": "object", "description": (
                 "The scan-level decision (with ?scan=): a note is identified only when "
-                "frames_needed consecutive frames name it"), "properties": {
+                "frames_needed of the last window_frames frames name it and no other note "
+                "was named after the first of them"), "properties": {
                 "status": {"type": "string", "enum": ["identified", "searching"]},
                 "label": {"type": ["string", "null"]},
                 "display_name": {"type": ["string", "null"]},
@@ -174,9 +175,10 @@ def spec(settings: Settings, n_classes: int | None = None) -> dict:
                              "description": "first identification since the note came into view"},
                 "agreeing_frames": {"type": "integer", "minimum": 0},
                 "frames_needed": {"type": "integer", "minimum": 1},
+                "window_frames": {"type": "integer", "minimum": 1},
                 "state": {"type": "string", "description": "send back as ?scan= next time"}},
                 "required": ["status", "label", "announce", "agreeing_frames", "frames_needed",
-                             "state"]},
+                             "window_frames", "state"]},
             "ModelRef": {"type": "object", "properties": {
                 "name": {"type": "string"}, "version": {"type": "string"}}},
             "Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {

@@ -32,6 +32,37 @@ def test_never_names_a_note_fewer_than_k_frames_agree_on(frames):
                 assert votes[i - frames + 1:i + 1] == (d.label,) * frames
 
 
+@pytest.mark.parametrize("frames,unsure", [(1, 1), (2, 1), (3, 1), (3, 2), (4, 1)])
+def test_with_unsure_frames_still_k_votes_and_no_other_note(frames, unsure):
+    """With ``unsure`` frames allowed, a named note still has ``frames`` votes among the last
+    ``frames + unsure`` frames, and no other note was voted for since the first of them."""
+    import itertools
+
+    rule = scan.Rule(frames=frames, unsure=unsure)
+    for votes in itertools.product(["USD-1", "USD-100", None], repeat=min(7, frames + 3)):
+        for i, d in enumerate(run(votes, rule)):
+            if d.status == "identified":
+                window = votes[max(0, i - rule.window + 1):i + 1]
+                named = [v for v in window if v is not None]
+                assert named.count(d.label) >= frames
+                first = len(named) - frames  # the run's first vote, counted from the end
+                assert set(named[first:]) == {d.label}
+
+
+def test_one_unsure_frame_does_not_start_over_two_do():
+    rule = scan.Rule(frames=3, unsure=1)
+    ds = run(["USD-20", "USD-20", None, "USD-20"], rule)
+    assert [d.status for d in ds] == ["searching"] * 3 + ["identified"]
+    assert ds[3].announce and ds[3].agreeing == 3
+    ds = run(["USD-20", "USD-20", None, None, "USD-20"], rule)
+    assert all(d.status == "searching" for d in ds)
+    # Another note's vote starts over whatever the window.
+    ds = run(["USD-20", "USD-20", "USD-1", "USD-20"], scan.Rule(frames=3, unsure=3))
+    assert all(d.status == "searching" for d in ds) and ds[3].agreeing == 1
+    # The strict rule (the default without a bundle's word) needs them in a row.
+    assert run(["USD-20", "USD-20", None, "USD-20"])[3].status == "searching"
+
+
 def test_announces_once_while_the_note_stays():
     ds = run(["USD-5"] * 10)
     assert [d.announce for d in ds] == [False, False, True] + [False] * 7
@@ -66,19 +97,34 @@ def test_a_long_pause_starts_the_run_over():
 
 
 def test_rule_from_card_with_defaults():
-    assert scan.Rule.from_card({}) == scan.Rule(3, 2.0)
+    assert scan.Rule.from_card({}) == scan.Rule(3, 2.0, 0)
+    # A bundle made before "unsure" keeps the strict rule it was evaluated with.
     assert scan.Rule.from_card({"scan": {"frames": 2, "max_gap_s": 1.5}}) == scan.Rule(2, 1.5)
+    rule = scan.Rule.from_card({"scan": {"frames": 3, "unsure": 1, "max_gap_s": 2.0}})
+    assert rule == scan.Rule(3, 2.0, 1) and rule.window == 4
 
 
 def test_state_token_round_trip_and_refusals():
     labels = {"USD-1", "USD-5", "none"}
-    state = scan.State("USD-5", 2, 12.5, "USD-1", 1)
+    state = scan.State(["USD-5", None, "USD-5"], 12.5, "USD-1", 1)
     assert scan.decode(scan.encode(state), labels) == state
     forged = [base64.urlsafe_b64encode(json.dumps(x).encode()).decode() for x in (
-        {"label": "USD-7"}, {"run": -1}, {"run": True}, {"t": "now"}, {"extra": 1}, [1, 2])]
+        {"recent": ["USD-7"]}, {"recent": "USD-5"}, {"recent": [None] * 41}, {"absent": -1},
+        {"label": "USD-7", "run": 1}, {"run": -1}, {"run": True}, {"t": "now"}, {"extra": 1},
+        [1, 2])]
     for token in ["", "!!!", "bm90IGpzb24", *forged]:
         with pytest.raises(scan.ScanStateError):
             scan.decode(token, labels)
+
+
+def test_token_from_before_the_window_goes_on():
+    """A scan in flight across an upgrade: the old token (a note and its run) still counts."""
+    old = {"label": "USD-5", "run": 2, "t": 12.5, "announced": None, "absent": 0}
+    token = base64.urlsafe_b64encode(json.dumps(old).encode()).decode().rstrip("=")
+    state = scan.decode(token, {"USD-5", "none"})
+    assert state == scan.State(["USD-5", "USD-5"], 12.5, None, 0)
+    d = scan.step(state, "USD-5", 13.0, RULE)
+    assert d.status == "identified" and d.announce
 
 
 def test_api_scan_of_consecutive_frames(client):
@@ -90,10 +136,11 @@ def test_api_scan_of_consecutive_frames(client):
         s = r.get_json()["scan"]
         token = s["state"]
         seen.append((s["status"], s["announce"], s["agreeing_frames"]))
+    # agreeing_frames counts within the window (3 frames: this bundle's card has no "unsure").
     assert seen == [("searching", False, 1), ("searching", False, 2), ("identified", True, 3),
-                    ("identified", False, 4)]
+                    ("identified", False, 3)]
     assert s["label"] == "USD-20" and s["display_name"] == "Twenty dollars"
-    assert s["value"] == 20 and s["frames_needed"] == 3
+    assert s["value"] == 20 and s["frames_needed"] == 3 and s["window_frames"] == 3
 
 
 def test_api_scan_not_sure_frames_break_the_run(client):
@@ -102,7 +149,8 @@ def test_api_scan_not_sure_frames_break_the_run(client):
         s = client.post(f"{PREDICT}?scan={token}&lang=es", data=solid(label),
                         content_type="image/jpeg").get_json()["scan"]
         token = s["state"]
-    assert s["status"] == "searching" and s["agreeing_frames"] == 1 and s["label"] is None
+    # Two votes among the last 3 frames: not the 3 in a row this bundle's rule needs.
+    assert s["status"] == "searching" and s["agreeing_frames"] == 2 and s["label"] is None
 
 
 def test_api_scan_batch_counts_as_consecutive_frames(client):

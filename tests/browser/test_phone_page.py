@@ -179,8 +179,8 @@ def test_page_and_server_apply_the_same_scan_rule(new_page, server):
     page = new_page()
     page.goto("/")
     rng = random.Random(7)
-    for frames in (1, 2, 3, 4):
-        rule = scan.Rule(frames=frames, max_gap_s=2.0)
+    for frames, unsure in ((1, 0), (2, 0), (3, 0), (4, 0), (2, 1), (3, 1), (3, 2)):
+        rule = scan.Rule(frames=frames, max_gap_s=2.0, unsure=unsure)
         for _ in range(20):
             votes, times, t = [], [], 0.0
             for _ in range(30):
@@ -192,11 +192,11 @@ def test_page_and_server_apply_the_same_scan_rule(new_page, server):
             got = page.evaluate("""([votes, times, rule]) => {
               const s = USBills.newScanState();
               return votes.map((v, i) => USBills.scanStep(s, v, times[i], rule));
-            }""", [votes, times, {"frames": frames, "max_gap_s": 2.0}])
+            }""", [votes, times, {"frames": frames, "max_gap_s": 2.0, "unsure": unsure}])
             assert got == want
-    # The page takes the rule from the bundle (default 3 frames, 2 s).
+    # The page takes the rule from the bundle (default 3 frames in a row, 2 s).
     assert page.evaluate("JSON.parse(document.getElementById('page-config').textContent).scan") \
-        == {"frames": 3, "max_gap_s": 2.0}
+        == {"frames": 3, "max_gap_s": 2.0, "unsure": 0}
 
 
 # ---------- photo mode ----------

@@ -118,10 +118,13 @@ def test_handheld_evaluation_cli(trained, yolo_dir, tmp_path, capsys):
     assert "same frames, whole frame only (no localiser)" in out
     assert "negatives: " in out and "of 12 named as a note" in out
     assert "scans, 3 agreeing frames: 7 scans" in out
+    assert "scans, 3 agreeing of 4 frames: 7 scans" in out
     card = json.loads((bundle / "card.json").read_text())
     hh = card["metrics"]["handheld"]
     assert hh["per_frame"]["frames"] == 7 and hh["negatives"]["images"] == 12
-    assert [s["frames"] for s in hh["scans"]] == [2, 3, 4] and card["scan"]["frames"] == 3
+    assert [(s["frames"], s["unsure"]) for s in hh["scans"]] == [(2, 0), (3, 0), (3, 1), (4, 0),
+                                                                 (4, 1)]
+    assert card["scan"] == {"frames": 3, "unsure": 1, "max_gap_s": 2.0}
     text = card_md.read_text()
     assert text.count("## Hand-held evaluation") == 1 and "| frames named right | >= 95 % |" in text
     # Run twice: the section is replaced, not repeated; same seed, same figures.
@@ -143,7 +146,7 @@ def test_handheld_evaluation_cli(trained, yolo_dir, tmp_path, capsys):
                                "--negatives", "4", "--frames-per-note", "1",
                                "--thresholds", "0.5,0.9"]) == 0
     out = capsys.readouterr().out
-    assert "at threshold 0.5: frames right" in out and "scans of 3: right" in out
+    assert "at threshold 0.5: frames right" in out and "scans, 3 agreeing of 4 frames: right" in out
     assert "at threshold 0.9: frames right" in out
     assert (bundle / "card.json").read_text() == before
     # Per side of the note, where a sides file names the notes: in the output and the card.
@@ -160,7 +163,7 @@ def test_handheld_evaluation_cli(trained, yolo_dir, tmp_path, capsys):
     assert hh["scans_by_side"]["back"]["scans"] == 1
     text = card_md.read_text()
     assert "| denomination | frames | right | wrong | face: right / wrong |" in text
-    assert "Scans by side (the served rule, 3 agreeing frames)" in text
+    assert "Scans by side (the served rule, 3 agreeing of 4 frames)" in text
     assert handheld_eval.main(["--data", str(yolo_dir), "--bundle", str(bundle),
                                "--sides", str(tmp_path / "missing.csv")]) == 2
     assert "cannot read note sides" in capsys.readouterr().err

@@ -40,37 +40,37 @@
   }
 
   /* The scan-level decision, the same rule as the server's (usbills_app/scan.py): a note is
-     identified once `rule.frames` consecutive votes name it with no pause over
-     `rule.max_gap_s` seconds, and announced once per time it comes into view. A vote is the
-     label of an identified frame, or null. `state` (from newScanState) is changed in place. */
-  var DEFAULT_RULE = { frames: 3, max_gap_s: 2.0 };
+     identified once `rule.frames` votes among the last `rule.frames + rule.unsure` name it,
+     with no other note named after the first of them and no pause over `rule.max_gap_s`
+     seconds, and announced once per time it comes into view. A vote is the label of an
+     identified frame, or null. `state` (from newScanState) is changed in place. */
+  var DEFAULT_RULE = { frames: 3, max_gap_s: 2.0, unsure: 0 };
 
   function newScanState() {
-    return { label: null, run: 0, t: null, announced: null, absent: 0 };
+    return { recent: [], t: null, announced: null, absent: 0 };
   }
 
   function scanStep(state, vote, t, rule) {
     if (state.t !== null && (t - state.t > rule.max_gap_s || t < state.t)) {
-      state.label = null; state.run = 0; state.announced = null; state.absent = 0;
+      state.recent = []; state.announced = null; state.absent = 0;
     }
     state.t = t;
-    if (vote !== null && vote === state.label) {
-      state.run += 1;
-    } else {
-      state.label = vote;
-      state.run = vote !== null ? 1 : 0;
-    }
+    state.recent = state.recent.concat([vote]).slice(-(rule.frames + (rule.unsure || 0)));
+    var named = state.recent.filter(function (v) { return v !== null; });
+    var label = named.length ? named[named.length - 1] : null;
+    var run = 0;
+    for (var i = named.length - 1; i >= 0 && named[i] === label; i--) run += 1;
     if (state.announced !== null) {
       state.absent = vote === state.announced ? 0 : state.absent + 1;
       if (state.absent >= rule.frames) { state.announced = null; state.absent = 0; }
     }
-    var identified = state.label !== null && state.run >= rule.frames;
-    var announce = identified && state.label !== state.announced;
-    if (announce) { state.announced = state.label; state.absent = 0; }
+    var identified = label !== null && run >= rule.frames;
+    var announce = identified && label !== state.announced;
+    if (announce) { state.announced = label; state.absent = 0; }
     return {
       status: identified ? 'identified' : 'searching',
-      label: identified ? state.label : null,
-      agreeing: state.run,
+      label: identified ? label : null,
+      agreeing: run,
       announce: announce
     };
   }
