@@ -66,7 +66,7 @@ class State:
 class Decision:
     status: str  # "identified" or "searching"
     label: str | None  # the identified note (None while searching)
-    agreeing: int  # votes in a row for the current note
+    agreeing: int  # votes in the window for the latest note, since another note's
     announce: bool  # first identification since the note came into view
 
 
