@@ -41,7 +41,7 @@ WITHIN_S = 2.0
 # Scan rules compared, (agreeing frames, unsure frames they may straddle); the bundle keeps its
 # own (card "scan"). A bundle without one gets SERVED_SCAN: chosen on seed 7's scans, where 3
 # votes among 4 frames named 59.3 % right within 2 s against 54.1 % for 3 in a row, with the
-# same 1 wrong scan of 268 (docs/benchmarks.md, "Scan rule").
+# same 1 wrong scan of 268 (docs/benchmarks.md, "Threshold and scan rule").
 SCAN_RULES = ((2, 0), (3, 0), (3, 1), (4, 0), (4, 1))
 SERVED_SCAN = {"frames": 3, "unsure": 1, "max_gap_s": 2.0}
 
@@ -151,7 +151,7 @@ def evaluate(bundle: Path, ds: mdata.Dataset, seed: int = SEED, per_note: int = 
     frame by frame in turn with this one (so their times share the machine's load);
     ``thresholds``: the main figures again at each of these thresholds ("sweep"); ``sides``
     (model.data.read_sides): the figures per side of the note as well."""
-    from usbills_app import inference, runtime
+    from usbills_app import inference, runtime, scan
 
     t0 = time.time()
     load_before = os.getloadavg()[0]  # server times are only comparable at a similar load
@@ -242,11 +242,11 @@ def evaluate(bundle: Path, ds: mdata.Dataset, seed: int = SEED, per_note: int = 
         truth = [n.label for n in notes]
         result["scans"] = [scan_figures(seq_votes, truth, 2, k, u) for k, u in SCAN_RULES]
         if by_side:
-            served = card.get("scan") or SERVED_SCAN
+            served = scan.Rule.from_card({"scan": card.get("scan") or SERVED_SCAN})
             result["scans_by_side"] = {
                 s: scan_figures([v for v, n in zip(seq_votes, notes, strict=True) if n.side == s],
-                                [n.label for n in notes if n.side == s], 2,
-                                int(served.get("frames", 3)), int(served.get("unsure", 0)))
+                                [n.label for n in notes if n.side == s], 2, served.frames,
+                                served.unsure)
                 for s in mdata.SIDES}
     if thresholds:
         result["sweep"] = [sweep_point(t, probs, y, nprobs, seq_probs if scans else None,
