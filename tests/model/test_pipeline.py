@@ -112,7 +112,8 @@ def test_handheld_evaluation_cli(trained, yolo_dir, tmp_path, capsys):
     card_md = tmp_path / "card.md"
     shutil.copyfile(trained / "card.md", card_md)
     assert handheld_eval.main(["--data", str(yolo_dir), "--bundle", str(bundle), "--card",
-                               str(card_md), "--negatives", "12", "--frames-per-note", "1"]) == 0
+                               str(card_md), "--negatives", "12", "--frames-per-note", "1",
+                               "--scans-per-note", "1"]) == 0
     out = capsys.readouterr().out
     assert "per frame (7 frames, threshold" in out
     assert "same frames, whole frame only (no localiser)" in out
@@ -154,14 +155,16 @@ def test_handheld_evaluation_cli(trained, yolo_dir, tmp_path, capsys):
     sides.write_text("valid/images/Five_0.jpg,0,face\nvalid/images/Two_0.jpg,0,back\n")
     assert handheld_eval.main(["--data", str(yolo_dir), "--bundle", str(bundle), "--card",
                                str(card_md), "--negatives", "4", "--frames-per-note", "1",
-                               "--sides", str(sides)]) == 0
+                               "--sides", str(sides), "--scans-per-note", "2"]) == 0
     out = capsys.readouterr().out
     assert "  face: 1 frames, right" in out and "  back: 1 frames, right" in out
     hh = json.loads((bundle / "card.json").read_text())["metrics"]["handheld"]
     assert hh["by_class_side"]["USD-5"]["face"]["frames"] == 1
     assert hh["by_class_side"]["USD-5"]["back"]["frames"] == 0
-    assert hh["scans_by_side"]["back"]["scans"] == 1
+    assert hh["scans_by_side"]["back"]["scans"] == 2  # each note scanned twice
+    assert hh["scans"][0]["scans"] == 14 and hh["scans_per_note"] == 2
     text = card_md.read_text()
+    assert "2 simulated scans a note" in text
     assert "| denomination | frames | right | wrong | face: right / wrong |" in text
     assert "Scans by side (the served rule, 3 agreeing of 4 frames)" in text
     assert handheld_eval.main(["--data", str(yolo_dir), "--bundle", str(bundle),
