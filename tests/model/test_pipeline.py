@@ -252,6 +252,32 @@ def test_model_card_names_the_image_labels_file(trained, yolo_dir, tmp_path, cap
     assert "1 labelled and 1 corrected by --image-labels" in capsys.readouterr().out
 
 
+def test_evaluate_sets_the_served_threshold(trained, yolo_dir, tmp_path, capsys):
+    """--set-threshold: the bundle answers at the new threshold; its card's figures are those
+    at it; the hand-held figures, measured at the old one, go."""
+    import shutil
+
+    from model import evaluate
+    from usbills_app import runtime
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(trained / "bundle", bundle)
+    card = json.loads((bundle / "card.json").read_text())
+    card["metrics"]["handheld"] = {"seed": 1}
+    (bundle / "card.json").write_text(json.dumps(card))
+    args = ["--data", str(yolo_dir), "--bundle", str(bundle), "--card", str(tmp_path / "c.md")]
+    assert evaluate.main(args + ["--set-threshold"]) == 2
+    assert "--set-threshold needs --threshold" in capsys.readouterr().err
+    assert evaluate.main(args + ["--threshold", "0.99", "--set-threshold"]) == 0
+    assert "threshold 0.99" in capsys.readouterr().out
+    after = json.loads((bundle / "card.json").read_text())
+    assert after["threshold"] == 0.99 and "handheld" not in after["metrics"]
+    assert "--set-threshold` (it was" in after["training"]["threshold_choice"]
+    assert after["sha256"] == card["sha256"]
+    assert runtime.load_model(bundle).card["threshold"] == 0.99  # still a valid bundle
+    assert "| 0.99 |" in (tmp_path / "c.md").read_text()
+
+
 def test_evaluate_cli_bad_input(tmp_path, capsys):
     from model import evaluate
 
