@@ -393,12 +393,11 @@ def parse(argv=None):
     sizes = ", ".join(f"{n} {b.default_size}" for n, b in backbones.BACKBONES.items())
     p.add_argument("--size", type=int, default=None,
                    help=f"input size (default: the backbone's training size: {sizes})")
-    p.add_argument("--views-per-class", type=int, default=2400)
+    p.add_argument("--views-per-class", type=int, default=4800)
     p.add_argument("--head-epochs", type=int, default=20)
     p.add_argument("--head-lr", type=float, default=1e-3)
-    p.add_argument("--ft-epochs", type=int, default=5,
-                   help="fine-tuning epochs (more views seen fewer times: hand-held frames are "
-                   "memorised, not learnt, over 10 epochs of half as many)")
+    p.add_argument("--ft-epochs", type=int, default=2,
+                   help="fine-tuning epochs (more views seen fewer times generalise better)")
     p.add_argument("--ft-lr", type=float, default=3e-4)
     p.add_argument("--label-smoothing", type=options.number_in(0, 1), default=0.1,
                    help="share of each target spread over all classes (0: none)")
@@ -407,7 +406,7 @@ def parse(argv=None):
                    "softmax temperature on them (twice the training time)")
     p.add_argument("--holdout", type=options.number_in(0, 1, lo_open=True), default=0.15,
                    help="share of training images the calibration pass holds out")
-    p.add_argument("--threshold", type=_threshold, default=0.8,
+    p.add_argument("--threshold", type=_threshold, default=0.99,
                    help="served confidence threshold, or 'auto': the highest that answers "
                    "--target-coverage of the held-out notes")
     p.add_argument("--target-coverage", type=options.number_in(0, 1, lo_open=True), default=0.9,
