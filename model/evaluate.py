@@ -24,6 +24,7 @@ import numpy as np
 from model import data as mdata
 from model import error_sheet, options, samples, scenes
 from model.classes import LABELS, NONE
+from usbills_app.bundle import write_card
 
 REPO = Path(__file__).resolve().parent.parent
 THRESHOLDS = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99]
@@ -510,18 +511,18 @@ def write_model_card(result: dict, ds: mdata.Dataset, path: Path) -> None:
     path.write_text("\n".join(t), encoding="utf-8")
 
 
-def set_threshold(bundle: Path, rep: dict) -> None:
+def set_threshold(bundle: Path, rep: dict) -> dict:
     """The report's threshold becomes the bundle's, with the card's figures at it. The
     hand-held figures (measured at the old one) go: python -m model.handheld_eval renews them."""
-    path = bundle / "card.json"
-    card = json.loads(path.read_text(encoding="utf-8"))
+    card = json.loads((bundle / "card.json").read_text(encoding="utf-8"))
     if card["threshold"] != rep["threshold"]:
         card.setdefault("training", {})["threshold_choice"] = (
             f"set after training by `python -m model.evaluate --threshold {rep['threshold']} "
             f"--set-threshold` (it was {card['threshold']})")
     card["threshold"] = rep["threshold"]
     card["metrics"] = card_metrics(rep)
-    path.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_card(bundle, card)
+    return card
 
 
 def evaluate_bundle(bundle: Path, data_dir: Path, threshold: float | None = None,
@@ -603,8 +604,7 @@ def main(argv=None) -> int:
         print(f"wrote {args.errors}: {n} pictures the served model gets wrong" if n
               else f"the served model gets no {args.split} picture wrong: no error sheet written")
     if args.set_threshold:
-        set_threshold(args.bundle, result["report"])
-        result["card"] = json.loads((args.bundle / "card.json").read_text(encoding="utf-8"))
+        result["card"] = set_threshold(args.bundle, result["report"])
         print(f"wrote {args.bundle / 'card.json'}: threshold {args.threshold}")
     if args.split == "train":
         print("training split: the model learnt these pictures, so these figures say nothing "

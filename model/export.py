@@ -16,6 +16,7 @@ from model import evaluate
 from model.backbone import MEAN, STD, normalise  # default: MobileNetV2's normalisation
 from model.classes import DISPLAY, LABELS, NONE, VALUES
 from model.predictors import Predictor
+from usbills_app.bundle import write_card
 
 MAX_BUNDLE_BYTES = 15 * 1024 * 1024
 TOLERANCE = 0.005  # 0.5 points: two of about 400 validation bill pictures
@@ -135,8 +136,7 @@ def write_bundle(model_file: Path, out: Path, card: dict) -> Path:
     dest = out / model_file.name
     shutil.copyfile(model_file, dest)
     card = dict(card, sha256=sha256(dest))
-    (out / "card.json").write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n",
-                                   encoding="utf-8")
+    write_card(out, card)
     return dest
 
 
@@ -159,8 +159,7 @@ def add_localiser(loc_model, out: Path, stats: dict, work: Path,
                          "grid": int(loc_model.output_shape[1]),
                          "threshold": locate.THRESHOLD, "margin": locate.MARGIN,
                          "quantisation": mode, "training": stats}
-    (out / "card.json").write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n",
-                                   encoding="utf-8")
+    write_card(out, card)
     return card
 
 

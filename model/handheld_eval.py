@@ -33,6 +33,7 @@ import numpy as np
 from model import data as mdata
 from model import handheld, options, scenes
 from model.classes import LABELS, NONE
+from usbills_app.bundle import write_card
 
 REPO = Path(__file__).resolve().parent.parent
 SEED = 20261202  # not a training seed: other scenes, poses and cameras than training drew
@@ -421,11 +422,10 @@ def update_card_section(path: Path, r: dict) -> None:
 
 def write_into_card(bundle: Path, result: dict) -> dict:
     """The figures into card.json ("metrics.handheld"), keeping its sha256 entries intact."""
-    path = bundle / "card.json"
-    card = json.loads(path.read_text(encoding="utf-8"))
+    card = json.loads((bundle / "card.json").read_text(encoding="utf-8"))
     card.setdefault("metrics", {})["handheld"] = result
     card.setdefault("scan", dict(SERVED_SCAN))
-    path.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_card(bundle, card)
     return card
 
 

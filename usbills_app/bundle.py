@@ -170,6 +170,12 @@ def _scan_errors(scan: object) -> list[str]:
     return errs
 
 
+def write_card(path: Path, card: dict) -> None:
+    """Write a bundle's card.json (path: the bundle directory) as every tool writes it."""
+    (path / "card.json").write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n",
+                                    encoding="utf-8")
+
+
 def load_bundle(path: Path) -> Bundle:
     """Read and check card.json and the model file it names (not yet the model's shapes)."""
     if not path.is_dir():
