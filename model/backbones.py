@@ -33,6 +33,10 @@ class Backbone:
         """(lower, upper) Keras models with ImageNet weights loaded."""
         return mobilenetv2.build(size)
 
+    def build_localiser_lower(self, size: int):
+        """The frozen lower network the note localiser's head reads."""
+        return mobilenetv2.build(size, split=mobilenetv2.LOCALISER_SPLIT)[0]
+
     def normalise(self, rgb_uint8: np.ndarray) -> np.ndarray:
         return mobilenetv2.normalise(rgb_uint8, self.mean, self.std)
 

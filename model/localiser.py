@@ -1,8 +1,8 @@
 """The note localiser: where in a hand-held frame the note is, so a small or off-centre note
 fills the classifier's input (usbills_app.locate turns its heat map into the crop).
 
-It reuses the classifier's frozen lower network (MobileNetV2 blocks 0-10, ImageNet weights,
-16x16x64 at 256 input) and adds a two-layer convolutional head that says, per cell of a grid
+It reads frozen ImageNet MobileNetV2 blocks 0-10 (16x16x64 at 256 input; the classifier
+fine-tunes from block 7) and adds a two-layer convolutional head that says, per cell of a grid
 (one cell per 16 px), how much of it the note covers; trained at the classifier's size, it is
 served at a smaller one (``at_size``). It trains on hand-held frames (model.handheld) of the
 training notes on training scenes, whose note corners are known exactly, and on frames with no
@@ -101,7 +101,7 @@ def at_size(head, bb, size: int):
     fully convolutional, so training at the classifier's size and serving smaller costs no
     retraining; 192 rather than 256 input is 0.56x the work with the same hand-held accuracy
     (docs/benchmarks.md, "Localiser export")."""
-    lower, _ = bb.build(size)
+    lower = bb.build_localiser_lower(size)
     small = build_head(lower.output_shape[1:])
     small.set_weights(head.get_weights())
     return full_model(lower, small)

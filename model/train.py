@@ -4,7 +4,7 @@
 
 Steps (fixed seeds): load + de-duplicate the data set; render augmented views of every
 class (balanced), run the frozen lower part of MobileNetV2 once over them and cache the
-16x16x64 activations, train the softmax head on the pooled features, then fine-tune the
+32x32x32 activations, train the softmax head on the pooled features, then fine-tune the
 upper blocks + head on the cached activations (BatchNorm frozen, label smoothing). That
 training runs twice: first without the views of 15 % of the training images, to fit the
 softmax temperature on them, then on every view, with the temperature folded in. Finally export
@@ -270,7 +270,7 @@ def train_localiser(srcs: list[samples.Source], args, bb, log) -> dict:
     from model import localiser
 
     t0 = time.time()
-    lower, _ = bb.build(args.size)
+    lower = bb.build_localiser_lower(args.size)
     x_low, masks = localiser.train_views(
         srcs, args.localiser_frames, args.seed + 7, lower, bb.normalise, args.size,
         scenes.available_photos(args.train_photos), lower_features)
@@ -331,6 +331,9 @@ def train(args) -> dict:
         views = render_views(ds.split("train"), args, bb, log)
     full, head = fit(views, args, bb, log)
     srcs = views.srcs
+    # The cached activations are gigabytes (32x32x32 a view): with them still held, the
+    # hand-held evaluation at the end ran out of 24 GB.
+    del views
     if args.calibrate:
         fold_temperature(head, args.calibration["temperature"])
     loc = train_localiser(srcs, args, bb, log) if args.localiser_frames else None
@@ -350,8 +353,15 @@ def train(args) -> dict:
                                               Path(args.work) / "localiser", loc["calibration"])
     log(f"wrote bundle {args.out} ({result['chosen']}) in {time.time() - t0:.0f} s total")
     if args.handheld_eval:
+        import gc
+
+        import keras
+
         from model import handheld_eval
 
+        del full, head, served
+        keras.backend.clear_session()
+        gc.collect()
         try:
             result["handheld"] = handheld_eval.evaluate_into_card(Path(args.out), ds, args, log)
         except Exception as e:  # noqa: BLE001 - the bundle is written: say so, rerun by hand

@@ -67,3 +67,20 @@ def test_training_input_size_defaults_match_the_committed_bundle():
     card = Path(__file__).resolve().parents[2] / "model" / "bundles" / "usbills" / "card.json"
     served = json.loads(card.read_text())["input"]
     assert backbones.get("mobilenetv2").default_size == served["height"] == served["width"] == 256
+
+
+def test_localiser_keeps_its_grid_whatever_the_classifier_fine_tunes():
+    """The localiser reads its own lower network (one heat-map cell per 16 px), so moving the
+    classifier's fine-tuned split leaves the committed bundle's localiser grid as it is."""
+    import json
+    from pathlib import Path
+
+    from model import backbones
+
+    card = Path(__file__).resolve().parents[2] / "model" / "bundles" / "usbills" / "card.json"
+    loc = json.loads(card.read_text())["localiser"]
+    bb = backbones.get("mobilenetv2")
+    lower = bb.build_localiser_lower(loc["input"]["height"])
+    assert lower.output_shape[1:3] == (loc["grid"], loc["grid"])
+    lower, upper = bb.build(256)  # the classifier's parts still join at any split
+    assert upper.input_shape[1:] == lower.output_shape[1:] and upper.output_shape[-1] == 1280
