@@ -27,11 +27,11 @@ def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> i
 class ProxySettings:
     client_max_body_size: str = "10m"
     # Requests per second per client address, and the burst on top. Above what a 2-core host
-    # answers (docs/benchmarks.md, Site stack: 15-20 predictions/s), so phones sharing one
+    # answers (docs/benchmarks.md, Site stack: up to 88 predictions/s), so phones sharing one
     # carrier-NAT address can use all of it; a flood beyond is refused at the proxy in
     # microseconds instead of queueing in front of the model.
-    rate_limit: int = 50
-    rate_burst: int = 100
+    rate_limit: int = 150
+    rate_burst: int = 300
     proxy_timeout: int = 60
     hsts_max_age: int = 63072000
     poll_seconds: int = 2

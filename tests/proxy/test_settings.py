@@ -6,7 +6,7 @@ from proxygen.settings import CompanionSettings, ProxySettings, SettingsError
 
 def test_defaults():
     s = ProxySettings.from_env({})
-    assert s.client_max_body_size == "10m" and s.rate_limit == 50 and s.rate_burst == 100
+    assert s.client_max_body_size == "10m" and s.rate_limit == 150 and s.rate_burst == 300
     c = CompanionSettings.from_env({})
     assert c.ca_uri.startswith("https://acme-v02.api.letsencrypt.org")
 
