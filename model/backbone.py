@@ -126,13 +126,21 @@ def _torch_prefix(keras_name: str) -> str:
     return f"features.{idx}.conv.{pos}.{bn}"
 
 
+def build_lower_loaded(size: int = 224, split: int = SPLIT,
+                       state: dict | None = None) -> keras.Model:
+    """The lower part alone (blocks before ``split``) with ImageNet weights loaded."""
+    state = state if state is not None else load_state_dict(weights_path())
+    lower = build_lower(size, split)
+    load_torch_weights(lower, state, _torch_prefix)
+    return lower
+
+
 def build(size: int = 224, state: dict | None = None,
           split: int = SPLIT) -> tuple[keras.Model, keras.Model]:
     """Return (lower, upper) with ImageNet weights loaded, divided before block ``split``."""
     state = state if state is not None else load_state_dict(weights_path())
-    lower = build_lower(size, split)
+    lower = build_lower_loaded(size, split, state)
     upper = build_upper(lower.output_shape[1:], split)
-    load_torch_weights(lower, state, _torch_prefix)
     load_torch_weights(upper, state, _torch_prefix)
     return lower, upper
 

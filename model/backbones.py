@@ -35,7 +35,7 @@ class Backbone:
 
     def build_localiser_lower(self, size: int):
         """The frozen lower network the note localiser's head reads."""
-        return mobilenetv2.build(size, split=mobilenetv2.LOCALISER_SPLIT)[0]
+        return mobilenetv2.build_lower_loaded(size, mobilenetv2.LOCALISER_SPLIT)
 
     def normalise(self, rgb_uint8: np.ndarray) -> np.ndarray:
         return mobilenetv2.normalise(rgb_uint8, self.mean, self.std)
