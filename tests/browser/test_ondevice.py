@@ -91,12 +91,14 @@ def open_ready(page, url: str = "/") -> str:
     return page.evaluate("() => USBills.onDevice.state")
 
 
-def poll(page, js: str, timeout_s: float = 30) -> None:
+def poll(page, js: str, timeout_s: float = 30, show: str | None = None) -> None:
     """Until the async function `js` is true in the page (wait_for_function does not wait for a
-    promise: it is truthy at once)."""
+    promise: it is truthy at once); on failure, the message has what `show` evaluates to."""
     deadline = time.monotonic() + timeout_s
     while not page.evaluate(js):
-        assert time.monotonic() < deadline, f"not true after {timeout_s} s: {js}"
+        if time.monotonic() >= deadline:
+            seen = f"; {page.evaluate(show)}" if show else ""
+            raise AssertionError(f"not true after {timeout_s} s: {js}{seen}")
         page.wait_for_timeout(200)
 
 
@@ -262,7 +264,7 @@ def test_a_new_bundle_replaces_the_kept_one_on_the_next_visit(new_page, tflite_d
           const all = await ({KEPT})(), kept = JSON.stringify(all);
           return kept.includes('{new}') && !kept.includes('{old}')
             && Object.keys(all).length === 1;
-        }}""")
+        }}""", show=f"async () => JSON.stringify(await ({KEPT})())")
     finally:
         app.stop()
 

@@ -23,18 +23,36 @@ self.addEventListener('install', function (event) {
   }).then(function () { return self.skipWaiting(); }));
 });
 
-self.addEventListener('activate', function (event) {
-  event.waitUntil(caches.keys().then(function (keys) {
+/* Older workers' caches. */
+function dropOthers() {
+  return caches.keys().then(function (keys) {
     return Promise.all(keys.filter(function (k) {
       return k.indexOf('usbills-') === 0 && k !== CACHE;
     }).map(function (k) { return caches.delete(k); }));
-  }).then(function () { return self.clients.claim(); }));
+  });
+}
+
+self.addEventListener('activate', function (event) {
+  event.waitUntil(dropOthers().then(function () { return self.clients.claim(); }));
 });
 
+/* Whether a newer worker has taken over (browsers without self.serviceWorker: not known). */
+function replaced() {
+  var me = self.serviceWorker, active = self.registration.active;
+  return Boolean(me && active && active !== me);
+}
+
 /* This worker's cache while it is still the current one: a newer worker deletes it on activate,
-   and caches.open would make it again (empty, left behind) for a put that lands after that. */
+   and caches.open would make it again (left behind) for a write that lands after that. */
 function ownCache() {
+  if (replaced()) return Promise.resolve(null);
   return caches.has(CACHE).then(function (has) { return has ? caches.open(CACHE) : null; });
+}
+
+/* After a write: the newer worker's clean-up can run between ownCache's check and the write,
+   which then makes this cache again; checking once more after the write closes that gap. */
+function tidy() {
+  return replaced() ? caches.delete(CACHE) : null;
 }
 
 /* Files whose URL changes with their content: static files with a content hash (?v=), the
@@ -59,7 +77,12 @@ self.addEventListener('message', function (event) {
       return cache.match(url.href, { ignoreVary: true }).then(function (hit) {
         return hit || cache.add(url.href).catch(function () { /* offline: next time */ });
       });
-    }));
+    })).then(tidy);
+  }).then(function () {
+    // Each visit: whatever an older worker still left behind goes too (only when this worker
+    // knows it is the current one: an old worker must not delete its successor's cache).
+    var me = self.serviceWorker;
+    return me && self.registration.active === me ? dropOthers() : null;
   }));
 });
 
@@ -72,7 +95,7 @@ self.addEventListener('fetch', function (event) {
     event.respondWith(fetch(req).then(function (resp) {
       if (resp.ok) {
         var copy = resp.clone();
-        ownCache().then(function (cache) { if (cache) cache.put(req, copy); });
+        ownCache().then(function (cache) { return cache && cache.put(req, copy).then(tidy); });
       }
       return resp;
     }).catch(function () {
@@ -96,7 +119,7 @@ self.addEventListener('fetch', function (event) {
     if (!cache) return fetch(req);
     return cache.match(req, { ignoreVary: true }).then(function (hit) {
       return hit || fetch(req).then(function (resp) {
-        if (resp.ok) cache.put(req, resp.clone());
+        if (resp.ok) cache.put(req, resp.clone()).then(tidy);
         return resp;
       });
     });
