@@ -23,17 +23,12 @@ self.addEventListener('install', function (event) {
   }).then(function () { return self.skipWaiting(); }));
 });
 
-/* Older workers' caches. */
-function dropOthers() {
-  return caches.keys().then(function (keys) {
+self.addEventListener('activate', function (event) {
+  event.waitUntil(caches.keys().then(function (keys) {
     return Promise.all(keys.filter(function (k) {
       return k.indexOf('usbills-') === 0 && k !== CACHE;
     }).map(function (k) { return caches.delete(k); }));
-  });
-}
-
-self.addEventListener('activate', function (event) {
-  event.waitUntil(dropOthers().then(function () { return self.clients.claim(); }));
+  }).then(function () { return self.clients.claim(); }));
 });
 
 /* Whether a newer worker has taken over (browsers without self.serviceWorker: not known). */
@@ -78,11 +73,6 @@ self.addEventListener('message', function (event) {
         return hit || cache.add(url.href).catch(function () { /* offline: next time */ });
       });
     })).then(tidy);
-  }).then(function () {
-    // Each visit: whatever an older worker still left behind goes too (only when this worker
-    // knows it is the current one: an old worker must not delete its successor's cache).
-    var me = self.serviceWorker;
-    return me && self.registration.active === me ? dropOthers() : null;
   }));
 });
 
