@@ -49,6 +49,9 @@ SERVED_SCAN = {"frames": 3, "unsure": 0, "max_gap_s": 2.0}
 # One scan a note leaves a wrong scan or two to chance: bundles differed by 1 against 5 wrong of
 # 268 on one seed and by 0 against 1 on another. Four give 1,072 scans (~10 min on one core).
 SCANS_PER_NOTE = 4
+# The page tips "Move the phone closer" when the crop is narrower than this share of the frame
+# (CLOSER_BELOW in usbills_app/static/js/answer.js); reported as a condition.
+CLOSER_BELOW = 0.4
 
 
 class Note(NamedTuple):
@@ -78,9 +81,13 @@ def note_pictures(items: list[mdata.Item],
     return out
 
 
-def conditions(f: handheld.Frame) -> list[str]:
+def conditions(f: handheld.Frame, crop: tuple | None = None) -> list[str]:
+    """The report's conditions of frame ``f``; ``crop``: the service's crop box for it."""
     c = f.conditions or {}
     out = []
+    if crop is not None and crop[2] - crop[0] < CLOSER_BELOW:
+        out.append(f"located note under {CLOSER_BELOW} of the width (the page's "
+                   "\"move closer\" tip)")
     if c.get("width", 1) < 0.4:
         out.append("small (under 40 % of the width)")
     if c.get("tilt", 0) > 20:
@@ -181,10 +188,14 @@ def evaluate(bundle: Path, ds: mdata.Dataset, seed: int = SEED, per_note: int = 
     log(f"hand-held: {len(notes)} validation notes, {len(frames)} frames, {len(negs)} negatives "
         f"({time.time() - t0:.0f} s)")
 
+    crops = []  # the served model's crop box of each frame run, in order
+
     def run(m, fs, other=None):
         probs, ms, oprobs, oms = [], [], [], []
         for f in fs:
-            p, _, t = inference.classify(m, [f.image])
+            p, box, t = inference.classify(m, [f.image])
+            if m is model:
+                crops.append(box[0])
             probs.append(p[0])
             ms.append(sum(t[0].values()))
             if other is not None:
@@ -207,7 +218,7 @@ def evaluate(bundle: Path, ds: mdata.Dataset, seed: int = SEED, per_note: int = 
                           for c in sorted(set(y.tolist()))}
     conds: dict[str, list[int]] = {}
     for i, f in enumerate(frames):
-        for name in conditions(f):
+        for name in conditions(f, crops[i]):
             conds.setdefault(name, []).append(i)
     result["by_condition"] = {k: frame_figures(probs[v], y[v], thr) for k, v in conds.items()}
     if by_side:

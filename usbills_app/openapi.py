@@ -51,6 +51,13 @@ def spec(settings: Settings, n_classes: int | None = None) -> dict:
                 "properties": {k: {"type": "number"} for k in
                                ("decode", "localise", "preprocess", "inference", "total")},
             },
+            "note_box": {
+                "type": ["array", "null"], "minItems": 4, "maxItems": 4,
+                "items": {"type": "number", "minimum": 0, "maximum": 1},
+                "description": "[left, top, right, bottom], fractions of the frame: the located "
+                               "note with a margin, the part of the frame classified; null: "
+                               "the whole frame was (no localiser, no note found, or the "
+                               "note fills most of it)"},
             "scan": {"$ref": "#/components/schemas/Scan"},
         },
         "required": ["identified", "label", "confidence", "no_object", "message",

@@ -72,6 +72,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "hint_light": "Try more light.",
         "hint_steady": "Hold the phone steadier.",
         "hint_more": "Show more of the note: at least half of it, flat, filling the view.",
+        "hint_closer": "Move the phone closer to the note.",
         "settings_heading": "Settings",
         "answers_legend": "How answers are given",
         "mode_speak": "Speak the answer",
@@ -171,6 +172,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "hint_more": (
             "Muestre más del billete: al menos la mitad, plano, llenando la imagen."
         ),
+        "hint_closer": "Acerque el teléfono al billete.",
         "settings_heading": "Ajustes",
         "answers_legend": "Cómo se dan las respuestas",
         "mode_speak": "Decir la respuesta en voz alta",
@@ -217,8 +219,8 @@ SCRIPT_KEYS = (
     "answer_none", "working", "scan_start", "scan_stop", "status_off", "status_starting",
     "status_scanning", "status_paused", "spoken_start", "camera_denied", "camera_missing",
     "camera_insecure", "camera_error", "photo_not_image", "hint_light", "hint_steady",
-    "hint_more", "vibrate_unsupported", "error_busy", "error_network", "error_generic",
-    "confidence", "offline", "online", "no_note", "may_be", "may_be_two",
+    "hint_more", "hint_closer", "vibrate_unsupported", "error_busy", "error_network",
+    "error_generic", "confidence", "offline", "online", "no_note", "may_be", "may_be_two",
     "scan_again", "local_unavailable",
 )
 

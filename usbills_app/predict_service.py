@@ -125,10 +125,19 @@ def predict_images(images: list[bytes], lang: str = "en", top_k: int | None = No
                 e.message = f"Image {i + 1}: {e.message}"
             raise
         decode_ms.append((time.perf_counter() - t0) * 1000)
-    probs, _boxes, timings = inference.classify(model, pictures)
+    probs, boxes, timings = inference.classify(model, pictures)
     for t, ms in zip(timings, decode_ms, strict=True):
         t["decode"] = ms
-    return _answers(model, probs, timings, lang, k, threshold)
+    answers = _answers(model, probs, timings, lang, k, threshold)
+    for ans, box in zip(answers, boxes, strict=True):
+        ans["note_box"] = note_box(box)
+    return answers
+
+
+def note_box(box: tuple[float, float, float, float] | None) -> list[float] | None:
+    """The answer's ``note_box``: the located note with the bundle's margin, the part of the
+    frame the classifier saw (None: the whole frame); the page's "move closer" tip reads it."""
+    return None if box is None else [round(float(v), 4) for v in box]
 
 
 def predict_pixels(grid: object, max_value: object = None, lang: str = "en",

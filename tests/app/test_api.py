@@ -42,6 +42,7 @@ def test_multipart_single(client):
     assert a["confidence"] > 0.99 and a["no_object"] is False
     assert a["model"] == {"name": "usbills-test", "version": "0.0.1-test"}
     assert set(a["timings_ms"]) == {"decode", "preprocess", "inference", "total"}
+    assert a["note_box"] is None  # no localiser: the whole frame was classified
     assert a["threshold"] == 0.8 and a["lang"] == "en"
     assert len(a["top_k"]) == 3 and a["top_k"][0]["label"] == "USD-20"
     assert [c["label"] for c in a["candidates"]][0] == "USD-20" and len(a["candidates"]) == 2

@@ -74,6 +74,10 @@ def test_api_answer_with_the_localiser(localiser_bundle):
                                  content_type="image/png").get_json()
     assert ans["identified"] and ans["label"] == "USD-1" and ans["message"] == "One dollar"
     assert "localise" in ans["timings_ms"]
+    # Where the note was found (with the margin): what the page's "move closer" tip reads.
+    x0, y0, x1, y1 = ans["note_box"]
+    assert x0 <= 200 / 320 and x1 >= 280 / 320 and y0 <= 30 / 240 and y1 >= 90 / 240
+    assert x1 - x0 < 0.5 and all(0 <= v <= 1 for v in ans["note_box"])
 
 
 @pytest.mark.parametrize("change, message", [

@@ -153,6 +153,7 @@ def test_parity_with_the_server_runtime(new_page, real_server):
     """Same pixels (PNG to the API, raw to the page): same crop, probabilities within 1e-3,
     the same decision, on the int8 bundle the site serves."""
     from usbills_app import inference
+    from usbills_app.predict_service import note_box
     from usbills_app.runtime import load_model
 
     model = load_model(REAL_BUNDLE)
@@ -169,6 +170,7 @@ def test_parity_with_the_server_runtime(new_page, real_server):
         if boxes[0] is not None:
             crops += 1
             assert js["box"] == pytest.approx(list(boxes[0]), abs=1e-12), i
+        assert js["answer"]["note_box"] == note_box(boxes[0]), i
         diff = float(np.abs(np.asarray(js["probs"]) - probs[0]).max())
         largest = max(largest, diff)
         assert diff <= 1e-3, (i, js["probs"], probs)
@@ -178,6 +180,7 @@ def test_parity_with_the_server_runtime(new_page, real_server):
         api = r.json()
         for key in ("identified", "label", "no_object", "value", "message"):
             assert js["answer"][key] == api[key], (i, key)
+        assert "note_box" in api, i
         server_probs = {e["label"]: e["confidence"] for e in api["top_k"]}
         page_probs = {e["label"]: e["confidence"] for e in js["answer"]["top_k"]}
         assert page_probs.keys() == server_probs.keys()

@@ -135,6 +135,8 @@ def test_scan_logic_agreement_pause_and_view_change(new_page, server):
       const id20 = {identified: true, label: 'USD-20', value: 20, message: 'Twenty dollars'};
       const id5 = {identified: true, label: 'USD-5', value: 5, message: 'Five dollars'};
       const miss = {identified: false, no_object: false, label: 'USD-5', message: 'Cannot'};
+      const small = {...miss, note_box: [0.5, 0.2, 0.8, 0.4]};  // a note 0.3 of the frame wide
+      const big = {...miss, note_box: [0.1, 0.1, 0.7, 0.5]};
       const s = new U.ScanLogic({rule: {frames: 2, max_gap_s: 2}}), log = [];
       log.push(s.frame(same), s.answer(id20, same));          // one frame: not yet
       log.push(s.frame(same), s.answer(id5, same));           // disagrees: not yet
@@ -149,10 +151,19 @@ def test_scan_logic_agreement_pause_and_view_change(new_page, server):
       const h = new U.ScanLogic();
       const hints = [];
       for (let i = 0; i < 16; i++) { h.frame(other); hints.push(h.answer(miss, other)); }
-      return {log, hints: hints.map((x) => x && x.hint),
+      const c = new U.ScanLogic();  // a small note in a bright, steady view
+      let smallTip = null;
+      for (let i = 0; i < 6; i++) { c.frame(same); smallTip = c.answer(small, same) || smallTip; }
+      return {log, hints: hints.map((x) => x && x.hint), smallTip: smallTip && smallTip.hint,
               light: U.pickHint({brightness: 20, motion: 0}),
               steady: U.pickHint({brightness: 120, motion: 40}),
-              more: U.pickHint({brightness: 120, motion: 1})};
+              more: U.pickHint({brightness: 120, motion: 1}),
+              closer: U.pickHint({brightness: 120, motion: 1, answer: small}),
+              big: U.pickHint({brightness: 120, motion: 1, answer: big}),
+              noNote: U.pickHint({brightness: 120, motion: 1,
+                                  answer: {...small, no_object: true}}),
+              darkSmall: U.pickHint({brightness: 20, motion: 1, answer: small}),
+              closerBelow: U.CLOSER_BELOW};
     }""")
     log = out["log"]
     assert log[1] is None and log[3] is None
@@ -167,6 +178,14 @@ def test_scan_logic_agreement_pause_and_view_change(new_page, server):
     assert [i for i, h in enumerate(out["hints"]) if h] == [5, 15]
     assert out["hints"][5] == "light"
     assert (out["light"], out["steady"], out["more"]) == ("light", "steady", "more")
+    # A small note found: come closer; not when it is big, when the answer is "no banknote",
+    # or when light is the first thing to fix.
+    assert (out["closer"], out["big"], out["noNote"], out["darkSmall"]) == (
+        "closer", "more", "more", "light")
+    assert out["smallTip"] == "closer"
+    from model.handheld_eval import CLOSER_BELOW  # the evaluation reports the same condition
+
+    assert out["closerBelow"] == CLOSER_BELOW
 
 
 def test_page_and_server_apply_the_same_scan_rule(new_page, server):

@@ -111,11 +111,19 @@
     return (answer.candidates || []).filter(function (c) { return c.confidence >= LIKELY; });
   }
 
+  /* A located note (the answer's note_box, margin included) narrower than this share of the
+     frame is too small to name reliably: the hand-held evaluation reports such frames as a
+     condition (model/handheld_eval.py, the same CLOSER_BELOW; figures in docs/benchmarks.md). */
+  var CLOSER_BELOW = 0.4;
+
   /* Which tip helps most: too dark -> more light; moving between frames -> hold steadier;
-     otherwise the note is probably too small, folded or cut off. */
+     a small note found -> come closer; otherwise the note is probably folded or cut off.
+     stats: {brightness, motion, answer: the frame's answer, for its note_box}. */
   function pickHint(stats) {
     if (stats.brightness < 60) return 'light';
     if (stats.motion > 12) return 'steady';
+    var ans = stats.answer, box = ans && !ans.no_object ? ans.note_box : null;
+    if (box && box[2] - box[0] < CLOSER_BELOW) return 'closer';
     return 'more';
   }
 
@@ -195,7 +203,7 @@
       this.misses = this.hintAfter - this.hintEvery;
       return {
         kind: 'hint', answer: ans,
-        hint: pickHint({ brightness: brightness(sig || []), motion: this.motion })
+        hint: pickHint({ brightness: brightness(sig || []), motion: this.motion, answer: ans })
       };
     }
     return null;
@@ -212,7 +220,8 @@
     PULSE_MS: PULSE_MS, GAP_MS: GAP_MS, NOT_IDENTIFIED: NOT_IDENTIFIED, CUE: CUE,
     OFFLINE: OFFLINE, LIKELY: LIKELY, likelyCandidates: likelyCandidates,
     pulsesFor: pulsesFor, pulsePattern: pulsePattern, vibrationFor: vibrationFor,
-    DEFAULT_RULE: DEFAULT_RULE, newScanState: newScanState, scanStep: scanStep,
+    DEFAULT_RULE: DEFAULT_RULE, CLOSER_BELOW: CLOSER_BELOW, newScanState: newScanState,
+    scanStep: scanStep,
     signature: signature, brightness: brightness,
     difference: difference, viewChanged: viewChanged, pickHint: pickHint,
     ScanLogic: ScanLogic, joinSentences: joinSentences

@@ -313,7 +313,7 @@
       var ans = canvas ? await identifyCanvas(canvas)
         : localOnly && device.config ? null : await identify(blob);
       if (!ans) throw new ApiFailure(-1, S.local_unavailable);
-      var hint = sig ? U.pickHint({ brightness: U.brightness(sig), motion: 0 }) : 'more';
+      var hint = sig ? U.pickHint({ brightness: U.brightness(sig), motion: 0, answer: ans }) : 'more';
       announce(ans, hint);
     } catch (e) {
       showError(e instanceof ApiFailure ? e.message : S.error_generic.replace('{message}', String(e)));

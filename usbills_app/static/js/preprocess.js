@@ -368,7 +368,9 @@
     var out = await run('model', toInput(cropTo(img, box), inp, inp.width, inp.height),
       [1, inp.height, inp.width, 3]);
     var probs = asProbabilities(out);
-    return { answer: explain(probs, cfg), probs: Array.from(probs), box: box };
+    var answer = explain(probs, cfg);
+    answer.note_box = box && box.map(round4); // predict_service.note_box
+    return { answer: answer, probs: Array.from(probs), box: box };
   }
 
   U.pre = {
