@@ -188,13 +188,13 @@ def evaluate(bundle: Path, ds: mdata.Dataset, seed: int = SEED, per_note: int = 
     log(f"hand-held: {len(notes)} validation notes, {len(frames)} frames, {len(negs)} negatives "
         f"({time.time() - t0:.0f} s)")
 
-    crops = []  # the served model's crop box of each frame run, in order
+    crops = []  # the served model's crop box of each of ``frames``, in order
 
     def run(m, fs, other=None):
         probs, ms, oprobs, oms = [], [], [], []
         for f in fs:
             p, box, t = inference.classify(m, [f.image])
-            if m is model:
+            if m is model and fs is frames:
                 crops.append(box[0])
             probs.append(p[0])
             ms.append(sum(t[0].values()))
