@@ -21,7 +21,6 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
 from model import scenes
-from model.classes import NONE
 
 FRAME_SIZES = [(640, 480), (480, 640), (512, 384), (384, 512), (640, 360), (360, 640),
                (320, 240), (240, 320), (224, 224), (512, 512)]
@@ -167,8 +166,8 @@ def fingers(frame: Image.Image, quad: np.ndarray, rng: random.Random) -> None:
                   fill=tuple(min(255, v + 35) for v in tone))
 
 
-def _motion_blur(img: Image.Image, rng: random.Random) -> Image.Image:
-    length = rng.randrange(3, 16)
+def _motion_blur(img: Image.Image, rng: random.Random, scale: float = 1.0) -> Image.Image:
+    length = round(rng.randrange(3, 16) * scale)
     a = rng.uniform(0, math.pi)
     arr = np.asarray(img, np.float32)
     acc = np.zeros_like(arr)
@@ -178,14 +177,14 @@ def _motion_blur(img: Image.Image, rng: random.Random) -> Image.Image:
     return Image.fromarray((acc / length).astype(np.uint8))
 
 
-def camera(img: Image.Image, rng: random.Random, quality: tuple[int, int] = (30, 70)
-           ) -> Image.Image:
-    """What a cheap camera does to a frame: blur, exposure, colour cast, noise, JPEG."""
+def optics(img: Image.Image, rng: random.Random, scale: float = 1.0) -> Image.Image:
+    """What a cheap camera's lens and sensor do: blur, exposure, colour cast, noise. ``scale``:
+    the frame is ``scale`` times a FRAME_SIZES size, so blur spans as much of the scene."""
     r = rng.random()
     if r < 0.3:
-        img = _motion_blur(img, rng)
+        img = _motion_blur(img, rng, scale)
     elif r < 0.55:
-        img = img.filter(ImageFilter.GaussianBlur(rng.uniform(0.6, 2.5)))
+        img = img.filter(ImageFilter.GaussianBlur(rng.uniform(0.6, 2.5) * scale))
     r = rng.random()
     if r < 0.2:  # low light
         img = ImageEnhance.Brightness(img).enhance(rng.uniform(0.3, 0.6))
@@ -203,10 +202,29 @@ def camera(img: Image.Image, rng: random.Random, quality: tuple[int, int] = (30,
     if rng.random() < 0.5:
         arr = arr + np.random.default_rng(rng.randrange(2**31)).normal(
             0, rng.uniform(2, 10), arr.shape)
-    img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+
+
+def jpeg(img: Image.Image, quality: int) -> Image.Image:
     buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=rng.randrange(quality[0], quality[1] + 1))
+    img.save(buf, "JPEG", quality=quality)
     return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+
+
+def camera(img: Image.Image, rng: random.Random, quality: tuple[int, int] = (30, 70)
+           ) -> Image.Image:
+    """What a cheap camera does to a frame: optics, then JPEG."""
+    img = optics(img, rng)
+    return jpeg(img, rng.randrange(quality[0], quality[1] + 1))
+
+
+def shrink(img: Image.Image, side: int) -> Image.Image:
+    """``img`` with its longest side at most ``side``, as the phone page sends camera frames."""
+    w, h = img.size
+    s = side / max(w, h)
+    if s >= 1:
+        return img
+    return img.resize((max(1, round(w * s)), max(1, round(h * s))), Image.Resampling.BILINEAR)
 
 
 @dataclass
@@ -233,16 +251,12 @@ def random_pose(rng: random.Random, frame: tuple[int, int], note: tuple[int, int
     return Pose(0.6, rng.uniform(0, 360), 0.0, (W / 2, H / 2))
 
 
-def render(note: Image.Image | None, label: int, rng: random.Random, frame_size=None,
-           pose: Pose | None = None, background: tuple[Image.Image, str] | None = None,
-           photos: list[str] = (), occlude: bool | None = None, fold: bool | None = None,
-           axis_seed: int | None = None) -> Frame:
-    """One frame: ``note`` (None: a scene alone) on a scene, through the camera."""
-    size = frame_size or (background[0].size if background else rng.choice(FRAME_SIZES))
+def _scene_with_note(note, rng, size, pose, background, photos, occlude, fold, axis_seed):
+    """The scene before the camera: the picture, the note's corners, what was done to it."""
     bg, kind = background or scenes.scene(rng, size, photos=photos)
     img = bg.resize(size) if bg.size != size else bg.copy()
     if note is None:
-        return Frame(camera(img, rng), NONE, None, 0.0, kind)
+        return img, None, kind, None
     pose = pose or random_pose(rng, size, note.size)
     axis_rng = random.Random(axis_seed if axis_seed is not None else rng.randrange(2**31))
     quad = note_quad(axis_rng, size, note.size, pose.width_share, pose.angle, pose.tilt,
@@ -252,9 +266,41 @@ def render(note: Image.Image | None, label: int, rng: random.Random, frame_size=
     occlude = occlude if occlude is not None else rng.random() < 0.6
     if occlude:
         fingers(img, quad, rng)
-    return Frame(camera(img, rng), label, quad, visible_share(quad, size), "note",
-                 {"width": pose.width_share, "tilt": pose.tilt, "fingers": occlude,
-                  "fold": fold})
+    return img, quad, "note", {"width": pose.width_share, "tilt": pose.tilt,
+                               "fingers": occlude, "fold": fold}
+
+
+def render(note: Image.Image | None, label: int, rng: random.Random, frame_size=None,
+           pose: Pose | None = None, background: tuple[Image.Image, str] | None = None,
+           photos: list[str] = (), occlude: bool | None = None, fold: bool | None = None,
+           axis_seed: int | None = None) -> Frame:
+    """One frame: ``note`` (None: a scene alone) on a scene, through the camera."""
+    size = frame_size or (background[0].size if background else rng.choice(FRAME_SIZES))
+    img, quad, kind, conds = _scene_with_note(note, rng, size, pose, background, photos,
+                                              occlude, fold, axis_seed)
+    visible = 0.0 if quad is None else visible_share(quad, size)
+    return Frame(camera(img, rng), label, quad, visible, kind, conds)
+
+
+def sent_frames(note: Image.Image, label: int, rng: random.Random, sides: list[int],
+                scale: float = 2.0, photos: list[str] = ()) -> list[Frame]:
+    """One scene through a camera of ``scale`` times a FRAME_SIZES size (a 1280x720 phone
+    camera at 2), then one frame per entry of ``sides``: the camera frame shrunk to that
+    longest side as the page would send it, all with the same JPEG quality. For comparing how
+    large the page's frames should be on the same scenes."""
+    base = rng.choice(FRAME_SIZES)
+    size = (round(base[0] * scale), round(base[1] * scale))
+    img, quad, kind, conds = _scene_with_note(note, rng, size, None, None, photos, None, None,
+                                              None)
+    raw = optics(img, rng, scale)
+    quality = rng.randrange(30, 71)
+    out = []
+    for side in sides:
+        sent = shrink(raw, side)
+        k = sent.size[0] / size[0]
+        out.append(Frame(jpeg(sent, quality), label, quad * k, visible_share(quad, size), kind,
+                         conds))
+    return out
 
 
 def sequence(note: Image.Image, label: int, rng: random.Random, photos: list[str] = (),

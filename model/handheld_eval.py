@@ -13,7 +13,9 @@ service's own code (usbills_app.inference: localise, crop, classify). Reported:
   sample photos that training never saw, and how many are named as a note;
 - scans: short simulated scans at 2 frames/s through the scan-level decision
   (usbills_app.scan): named right within 2 s of the note being held, named wrongly at all;
-- server time per frame (localise + preprocess + inference, one thread), median.
+- server time per frame (localise + preprocess + inference, one thread), median;
+- frame size: other scenes through a camera of twice the size (a 1280x720 phone's), sent with
+  the longest side at most 1024 px (as the page sends them) and at most 512 px.
 Writes the figures into the bundle's card.json ("handheld", "scan") and docs/model-card.md.
 """
 
@@ -52,6 +54,9 @@ SCANS_PER_NOTE = 4
 # The page tips "Move the phone closer" when the crop is narrower than this share of the frame
 # (CLOSER_BELOW in usbills_app/static/js/answer.js); reported as a condition.
 CLOSER_BELOW = 0.4
+# The longest side of the camera frames the page sends (MAX_SIDE in static/js/app.js) and half
+# of it: the same scenes through a 2x camera (a 1280x720 phone's), sent at each.
+PAGE_SIDES = (1024, 512)
 
 
 class Note(NamedTuple):
@@ -159,11 +164,13 @@ def evaluate(bundle: Path, ds: mdata.Dataset, seed: int = SEED, per_note: int = 
              negatives: int = 400, scans: bool = True, log=print,
              scans_per_note: int = SCANS_PER_NOTE,
              compare: Path | None = None, thresholds: list[float] | None = None,
-             sides: dict[tuple[str, int], str] | None = None) -> dict:
+             sides: dict[tuple[str, int], str] | None = None,
+             page_sides: bool = True) -> dict:
     """The figures of the module docstring; ``compare``: another bundle run on the same frames,
     frame by frame in turn with this one (so their times share the machine's load);
     ``thresholds``: the main figures again at each of these thresholds ("sweep"); ``sides``
-    (model.data.read_sides): the figures per side of the note as well."""
+    (model.data.read_sides): the figures per side of the note as well; ``page_sides``: the
+    frame-size comparison (PAGE_SIDES)."""
     from usbills_app import inference, runtime, scan
 
     t0 = time.time()
@@ -252,6 +259,8 @@ def evaluate(bundle: Path, ds: mdata.Dataset, seed: int = SEED, per_note: int = 
                            "answered_count": int(named.sum()),
                            "by_kind": {k: int(sum(v)) for k, v in sorted(by_kind.items())}}
     ms += nms
+    if page_sides:
+        result["page_sides"] = sent_sizes(model, notes, per_note, seed, photos, thr)
     if scans:
         scanned = [n for n in notes for _ in range(scans_per_note)]
         seqs = [handheld.sequence(n.picture, n.label, rng, photos) for n in scanned]
@@ -276,6 +285,39 @@ def evaluate(bundle: Path, ds: mdata.Dataset, seed: int = SEED, per_note: int = 
     result["localiser"] = model.localiser is not None
     result["seconds"] = round(time.time() - t0)
     return result
+
+
+def sent_sizes(model, notes: list[Note], per_note: int, seed: int, photos: list[str],
+               thr: float) -> dict:
+    """Frames and server time per PAGE_SIDES entry, on the same scenes (a camera of twice the
+    simulator's frame size), each frame sent at every size in turn so times share the load."""
+    from usbills_app import inference
+
+    rng = random.Random(seed + 1)  # its own draws: the main frames stay as they were
+    probs = {s: [] for s in PAGE_SIDES}
+    ms = {s: [] for s in PAGE_SIDES}
+    y = []
+    for n in notes:
+        for _ in range(per_note):
+            y.append(n.label)
+            for side, f in zip(PAGE_SIDES, handheld.sent_frames(
+                    n.picture, n.label, rng, PAGE_SIDES, photos=photos), strict=True):
+                p, _, t = inference.classify(model, [f.image])
+                probs[side].append(p[0])
+                ms[side].append(sum(t[0].values()))
+    y = np.array(y)
+    return {str(s): {**frame_figures(np.array(probs[s]), y, thr),
+                     "server_ms_p50": round(float(np.median(ms[s])), 2)} for s in PAGE_SIDES}
+
+
+def page_sides_text(r: dict) -> str:
+    """One sentence on the frame-size comparison, for the log and the card."""
+    parts = [f"at most {side} px: {100 * v['right']:.1f} % right, {100 * v['wrong']:.2f} % "
+             f"wrong ({v['wrong_count']}), server time p50 {v['server_ms_p50']} ms"
+             for side, v in r["page_sides"].items()]
+    n = next(iter(r["page_sides"].values()))["frames"]
+    return (f"Frame size: {n} other frames of the same notes through a camera of twice the "
+            "size (448-1280 px), each sent with its longest side " + "; ".join(parts) + ".")
 
 
 def sweep_point(thr: float, probs, y, nprobs, seq_probs, truth) -> dict:
@@ -319,6 +361,8 @@ def format_result(r: dict) -> str:
                      f"({s['wrong_count']})")
     lines.append(f"server time per frame (localise + preprocess + inference, 1 thread): "
                  f"p50 {r['server_ms_p50']} ms{load_text(r)}")
+    if "page_sides" in r:
+        lines.append(page_sides_text(r))
     if "compared" in r:
         c = r["compared"]
         lines.append(f"compared with {c['bundle']} (version {c['version']}, localiser "
@@ -377,6 +421,9 @@ def card_section(r: dict) -> list[str]:
         w = r["per_frame_whole_frame_only"]
         t += [f"Without the localiser (whole frames only, same frames): {100 * w['right']:.1f} % "
               f"right, {100 * w['wrong']:.2f} % wrong.", ""]
+    if "page_sides" in r:
+        t += [page_sides_text(r) + " The page sends camera frames and photos at most 1024 px "
+              "on their longest side (`usbills_app/static/js/app.js`).", ""]
     t += denomination_table(r)
     t += ["", "| condition | frames | right | wrong |", "|---|---|---|---|"]
     t += [f"| {k} | {v['frames']} | {100 * v['right']:.1f} % | {100 * v['wrong']:.2f} % |"
@@ -465,6 +512,8 @@ def main(argv=None) -> int:
                    help="simulated scans of each validation note, each with its own scene and "
                    "pose (more make the wrong-scan count firmer)")
     p.add_argument("--no-scans", action="store_true", help="skip the simulated scans")
+    p.add_argument("--no-page-sides", action="store_true",
+                   help="skip the frame-size comparison (frames sent at 1024 and 512 px)")
     p.add_argument("--no-card", action="store_true",
                    help="print only: leave card.json and the model card as they are")
     p.add_argument("--compare", type=Path, metavar="BUNDLE",
@@ -486,7 +535,8 @@ def main(argv=None) -> int:
         sides = mdata.read_sides(args.sides) if args.sides else None
         result = evaluate(args.bundle, ds, args.seed, args.frames_per_note, args.negatives,
                           not args.no_scans, compare=args.compare, thresholds=args.thresholds,
-                          sides=sides, scans_per_note=args.scans_per_note)
+                          sides=sides, scans_per_note=args.scans_per_note,
+                          page_sides=not args.no_page_sides)
     except (mdata.DataError, BundleError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

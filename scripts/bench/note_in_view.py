@@ -16,7 +16,7 @@ from pathlib import Path
 
 from PIL import Image
 
-MAX_SIDE = 512  # static/js/app.js MAX_SIDE: the page shrinks camera frames to this
+MAX_SIDE = 1024  # static/js/app.js MAX_SIDE: the page shrinks camera frames to this
 NAMED_CONFIDENCE = 0.99  # the picture must be named on its own with margin above the threshold
 TIMEOUT_MS = 10000
 

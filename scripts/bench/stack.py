@@ -6,7 +6,7 @@ phones behind one carrier-NAT address),
 then measures image sizes, app cold start, memory of every container (PSS: pages shared by the
 gunicorn master and its workers count once) at idle and at the peak under load, the app's own
 server time per frame, and predictions/s with wrk over HTTPS at several concurrencies:
-frames as the phone page uploads them (224-512 px JPEGs of 10-40 KB, in turn) and a 12 MP
+small page frames (224-512 px JPEGs of 10-40 KB, in turn; the page sends up to 1024 px) and a 12 MP
 phone photo. Answers are counted by status (200, 429, other) and socket errors / timeouts
 apart; the machine's load average and the CPU time the hypervisor took (steal) are printed
 beside every figure. Then our app against a seed-style reference server
@@ -41,7 +41,7 @@ SERVICES = ("app", "nginx", "watchdog")
 PROXY_SERVICES = ("proxy", "companion", "watchdog")
 sys.path.insert(0, str(ROOT))
 
-# The phone page's frames: longest side 224-512 px (app.js MAX_SIDE 512), JPEG quality 0.8.
+# Small page frames: longest side 224-512 px (app.js MAX_SIDE is 1024), JPEG quality 0.8.
 PAGE_FRAMES = [((224, 168), 2), ((320, 240), 3), ((384, 288), 4), ((512, 384), 5)]
 PROG = "bench-stack"  # names the failing benchmark in messages; bench/swarm.py sets its own
 TLS = ssl.create_default_context()

@@ -256,10 +256,10 @@ def test_photo_flow_12_megapixels(new_page, server, check, tmp_path):
         assert page.text_content("#answer-hint").strip()
     assert said[-1]["lang"] == "en-US"
     assert page.is_visible("#photo-preview")
-    # The preview shows the shrunk photo, at most 512 px on its longest side.
+    # The preview shows the shrunk photo, at most 1024 px on its longest side (app.js).
     dims = page.evaluate("() => [document.getElementById('photo-preview').naturalWidth,"
                          " document.getElementById('photo-preview').naturalHeight]")
-    assert max(dims) <= 512 and dims[0] / dims[1] == pytest.approx(4 / 3, abs=0.02)
+    assert max(dims) <= 1024 and dims[0] / dims[1] == pytest.approx(4 / 3, abs=0.02)
     page.locator("#answer").scroll_into_view_if_needed()
     check(page, "02-photo-answer")
 

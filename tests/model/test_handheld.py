@@ -63,6 +63,28 @@ def test_negative_frames_have_no_note():
         assert f.image.size == (320, 240)
 
 
+def test_one_scene_sent_at_two_sizes():
+    """sent_frames: a camera of twice a simulator size, shrunk to each longest side given, the
+    same scene and JPEG quality in each (the page's frame-size comparison)."""
+    big, small = handheld.sent_frames(note(), 4, random.Random(3), [1024, 512])
+    w, h = big.image.size
+    assert (w // 2, h // 2) in handheld.FRAME_SIZES and max(w, h) <= 1024
+    assert max(small.image.size) == min(512, max(w, h))
+    assert small.image.size[0] / w == pytest.approx(small.image.size[1] / h, rel=0.01)
+    k = small.image.size[0] / w
+    assert np.allclose(small.quad, big.quad * k, rtol=0.01, atol=1)
+    assert big.conditions == small.conditions and big.label == small.label == 4
+    again = handheld.sent_frames(note(), 4, random.Random(3), [1024, 512])
+    assert np.array_equal(np.asarray(again[1].image), np.asarray(small.image))
+
+
+def test_shrink_keeps_small_frames():
+    from PIL import Image
+
+    assert handheld.shrink(Image.new("RGB", (640, 480)), 1024).size == (640, 480)
+    assert handheld.shrink(Image.new("RGB", (1280, 720)), 1024).size == (1024, 576)
+
+
 @pytest.mark.parametrize("kind", scenes.KINDS)
 def test_every_scene_kind_renders_at_every_size(kind):
     for seed in range(20):

@@ -120,14 +120,18 @@ def test_handheld_evaluation_cli(trained, yolo_dir, tmp_path, capsys):
     assert "negatives: " in out and "of 12 named as a note" in out
     assert "scans, 3 agreeing frames: 7 scans" in out
     assert "scans, 3 agreeing of 4 frames: 7 scans" in out
+    assert "Frame size: 7 other frames of the same notes" in out
     card = json.loads((bundle / "card.json").read_text())
     hh = card["metrics"]["handheld"]
     assert hh["per_frame"]["frames"] == 7 and hh["negatives"]["images"] == 12
+    assert set(hh["page_sides"]) == {"1024", "512"}
+    assert hh["page_sides"]["512"]["frames"] == 7 and hh["page_sides"]["1024"]["server_ms_p50"] > 0
     assert [(s["frames"], s["unsure"]) for s in hh["scans"]] == [(2, 0), (3, 0), (3, 1), (4, 0),
                                                                  (4, 1)]
     assert card["scan"] == {"frames": 3, "unsure": 0, "max_gap_s": 2.0}
     text = card_md.read_text()
     assert text.count("## Hand-held evaluation") == 1 and "| frames named right | >= 95 % |" in text
+    assert "The page sends camera frames and photos at most 1024 px" in text
     # Run twice: the section is replaced, not repeated; same seed, same figures.
     assert handheld_eval.main(["--data", str(yolo_dir), "--bundle", str(bundle), "--card",
                                str(card_md), "--negatives", "12", "--frames-per-note", "1",

@@ -1,8 +1,8 @@
 /* The phone page: continuous camera scan, photo upload, and the answer given as large text,
    an ARIA live region, speech (page language) or a private vibration pattern.
-   Pictures are shrunk on the phone (longest side <= 512 px). Where the browser can run the
+   Pictures are shrunk on the phone (longest side <= 1024 px). Where the browser can run the
    model (static/js/ondevice.js), they are recognised on the phone and never sent; otherwise
-   they are sent as JPEG, so a 12-megapixel photo costs tens of kilobytes, not megabytes. Both
+   they are sent as JPEG, so a 12-megapixel photo costs about 100 kilobytes, not megabytes. Both
    ways give the same answers, put through the same scan rule, and say the same words. */
 (function () {
   'use strict';
@@ -11,7 +11,11 @@
   if (!U || !cfgEl) return;
   var cfg = JSON.parse(cfgEl.textContent);
   var S = cfg.strings;
-  var MAX_SIDE = 512;
+  // A phone held upright films 720x1280: at 512 a note across the frame kept under 288 px,
+  // and notes under about 250 px are named less often. At 1024 more frames are named right
+  // (docs/model-card.md, "Frame size"; model/handheld_eval.py PAGE_SIDES), for up to four
+  // times the pixels to upload where the phone cannot recognise notes itself.
+  var MAX_SIDE = 1024;
   var QUALITY = 0.8;
   var INTERVAL_MS = 500; // about two frames a second
   // On the phone a frame costs no upload: as often as the phone recognises them, up to 5 a
