@@ -36,6 +36,7 @@ class Settings:
     inference_threads: int = 1
     log_level: str = "info"
     max_pixels: int = 50_000_000
+    shutdown_delay_s: float = 0
 
     @property
     def max_upload_bytes(self) -> int:
@@ -86,4 +87,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         inference_threads=_int(env, "INFERENCE_THREADS", 1, 1, 64),
         log_level=level,
         max_pixels=_int(env, "MAX_IMAGE_PIXELS", 50_000_000, 1_000_000, 500_000_000),
+        shutdown_delay_s=_float(env, "SHUTDOWN_DELAY_S", 0, 0, 15),
     )

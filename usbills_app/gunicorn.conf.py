@@ -10,6 +10,7 @@ decode; more processes only multiply the model's memory.
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -62,6 +63,23 @@ loglevel = _s.log_level
 logger_class = "usbills_app.gunicorn_logging.JsonLogger"
 proc_name = "usbills"
 control_socket_disable = True  # gunicornc is unused; its socket would need a writable $HOME
+
+
+def when_ready(server):
+    if not _s.shutdown_delay_s:
+        return
+    term = server.handle_term  # the arbiter looks its signal handlers up by name
+
+    def handle_term():
+        # On Swarm the task leaves DNS when it is told to stop, but the site nginx caches the
+        # app's addresses for 2 s (resolver valid=2s): until then it may still connect here,
+        # and a connection waiting in the backlog when the listener closes is reset (a 503).
+        # Serving on for the delay before the graceful stop lets those requests in.
+        server.log.info("SIGTERM: serving %.1f s more before stopping", _s.shutdown_delay_s)
+        time.sleep(_s.shutdown_delay_s)
+        term()
+
+    server.handle_term = handle_term
 
 
 def on_starting(server):

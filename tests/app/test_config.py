@@ -15,6 +15,8 @@ def test_defaults():
         8000, 1, 4, 10, 8, 3, None, 1, "info")
     assert str(s.model_dir) == DEFAULT_MODEL_DIR
     assert s.max_upload_bytes == 10 * 1024 * 1024
+    assert s.shutdown_delay_s == 0
+    assert load_settings({"SHUTDOWN_DELAY_S": "3"}).shutdown_delay_s == 3
 
 
 def test_values_read():
@@ -40,7 +42,8 @@ def test_empty_values_mean_default():
         ("MAX_UPLOAD_MB", "nan"), ("MAX_BATCH", "1000"), ("TOP_K", "0"),
         ("CONFIDENCE_THRESHOLD", "0"), ("CONFIDENCE_THRESHOLD", "1.5"),
         ("CONFIDENCE_THRESHOLD", "high"), ("INFERENCE_THREADS", "1.5"),
-        ("LOG_LEVEL", "loud"), ("MAX_IMAGE_PIXELS", "10"),
+        ("LOG_LEVEL", "loud"), ("MAX_IMAGE_PIXELS", "10"), ("SHUTDOWN_DELAY_S", "60"),
+        ("SHUTDOWN_DELAY_S", "soon"),
     ],
 )
 def test_bad_values(name, value):

@@ -77,6 +77,25 @@ def test_graceful_shutdown(bundle_dir, tmp_path):
     assert "Shutting down: Master" in g.log.read_text()
 
 
+def test_shutdown_delay_keeps_answering_after_sigterm(bundle_dir, tmp_path):
+    """SHUTDOWN_DELAY_S (3 on Swarm): after SIGTERM the app still answers new requests for
+    that long (the site nginx may still send them there), then stops gracefully."""
+    g = Gunicorn({"MODEL_DIR": str(bundle_dir), "SHUTDOWN_DELAY_S": "2"}, tmp_path)
+    try:
+        g.wait_ready()
+        g.proc.terminate()
+        t0 = time.monotonic()
+        time.sleep(0.5)
+        r = requests.post(g.url + "/api/v1/predict", data=solid("USD-10"),
+                          headers={"Content-Type": "image/jpeg"}, timeout=10)
+        assert r.status_code == 200 and r.json()["label"] == "USD-10"
+        assert g.proc.wait(30) == 0
+        assert time.monotonic() - t0 >= 2
+        assert "SIGTERM: serving 2.0 s more before stopping" in g.log.read_text()
+    finally:
+        g.stop()
+
+
 def run_gunicorn(env: dict, tmp_path) -> subprocess.CompletedProcess:
     import os
 

@@ -82,6 +82,9 @@ def test_services_keep_the_compose_hardening(swarm):
         assert sh("docker", "exec", c, "id", "-u").stdout.strip() != "0"
     update = swarm.spec("app")["Spec"]["UpdateConfig"]
     assert update["Order"] == "start-first"
+    # A stopping task serves on while the site nginx's DNS cache (2 s) may still send to it.
+    env = swarm.spec("app")["Spec"]["TaskTemplate"]["ContainerSpec"]["Env"]
+    assert "SHUTDOWN_DELAY_S=3" in env
     services = sh("docker", "stack", "services", swarm.site, "--format", "{{.Name}}").stdout
     assert sorted(services.split()) == [f"{swarm.site}_app", f"{swarm.site}_nginx"]  # no watchdog
 
