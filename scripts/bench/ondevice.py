@@ -64,8 +64,8 @@ FRAMES = """async (a) => {
 }"""
 
 
-def frame_arg() -> dict:
-    img = synth.camera((512, 384), value=20, seed=1)
+def frame_arg(size=(512, 384)) -> dict:
+    img = synth.camera(size, value=20, seed=1)
     return {"b64": base64.b64encode(img.tobytes()).decode(), "width": img.width,
             "height": img.height}
 
@@ -156,6 +156,8 @@ def main() -> int:
             page.goto("/")
             page.evaluate(FIRST_ANSWER, arg)
             times = page.evaluate(FRAMES, {**arg, "n": a.frames})
+            # The page's largest frame: a 1280x720 camera shrunk to MAX_SIDE 1024 (app.js).
+            times_big = page.evaluate(FRAMES, {**frame_arg((1024, 576)), "n": a.frames})
             posted = []
             page.on("request", lambda r: posted.append(r.url)
                     if "/api/v1/predict" in r.url and r.method == "POST" else None)
@@ -193,7 +195,8 @@ def main() -> int:
         "cold_first_answer_s": [round(c["answer_ms"] / 1000, 3) for c in cold],
         "cold_ready_s": [round(c["ready_ms"] / 1000, 3) for c in cold],
         "repeat_first_answer_s": [round(c["answer_ms"] / 1000, 3) for c in repeat],
-        "warm_frame_ms": [round(t, 1) for t in times], "scan_rule": rule,
+        "warm_frame_ms": [round(t, 1) for t in times],
+        "warm_frame_1024_ms": [round(t, 1) for t in times_big], "scan_rule": rule,
         "scan_named_s": round(scan_s, 3), "uploads_during_scan": uploads,
         "scan_seconds": a.scan_seconds, "note_in_view": view, "load": load,
     }
@@ -225,6 +228,9 @@ def main() -> int:
         f"| one frame on a warm page (localise + classify, 512x384) | {frame_ms:.0f} ms | "
         f"p90 {sorted(times)[int(0.9 * (len(times) - 1))]:.0f} ms, {len(times)} frames | "
         f"<= 0.5 s | {'yes' if frame_ms / 1000 <= TARGETS['warm_s'] else 'no'} |",
+        f"| one frame on a warm page, 1024x576 (a 1280x720 camera as the page sends it) | "
+        f"{med(times_big):.0f} ms | p90 {sorted(times_big)[int(0.9 * (len(times_big) - 1))]:.0f}"
+        f" ms, {len(times_big)} frames | | |",
         f"| a note coming into view on a warm page -> the page speaks its name (timed; "
         f"`{view['picture']}`, {view['label']} at {view['confidence']}) | "
         f"{view['median_s']:.2f} s | max {view['max_s']:.2f} s; "

@@ -30,6 +30,7 @@ def test_bench_ondevice_times_a_note_coming_into_view(tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     r = json.loads((out / "bench-ondevice.json").read_text())
     assert r["uploads_during_scan"] == 0 and len(r["warm_frame_ms"]) == 3
+    assert len(r["warm_frame_1024_ms"]) == 3  # the page's largest frame, 1024x576
     view = r["note_in_view"]
     assert view["picture"] == "twenty.png" and view["label"] == "USD-20"
     assert len(view["seconds"]) == 2 and all(0 < s < 10 for s in view["seconds"])
