@@ -12,7 +12,7 @@
   var cfg = JSON.parse(cfgEl.textContent);
   var S = cfg.strings;
   // A phone held upright films 720x1280: at 512 a note across the frame kept under 288 px,
-  // and notes under about 250 px are named less often. At 1024 more frames are named right
+  // and small notes lose their detail first. At 1024 more frames are named right
   // (docs/model-card.md, "Frame size"; model/handheld_eval.py PAGE_SIDES), for up to four
   // times the pixels to upload where the phone cannot recognise notes itself.
   var MAX_SIDE = 1024;
