@@ -2,7 +2,7 @@
    an ARIA live region, speech (page language) or a private vibration pattern.
    Pictures are shrunk on the phone (longest side <= 1024 px). Where the browser can run the
    model (static/js/ondevice.js), they are recognised on the phone and never sent; otherwise
-   they are sent as JPEG, so a 12-megapixel photo costs about 100 kilobytes, not megabytes. Both
+   they are sent as JPEG, so a 12-megapixel photo costs tens of kilobytes, not megabytes. Both
    ways give the same answers, put through the same scan rule, and say the same words. */
 (function () {
   'use strict';
