@@ -26,6 +26,7 @@ FRAME_SIZES = [(640, 480), (480, 640), (512, 384), (384, 512), (640, 360), (360,
                (320, 240), (240, 320), (224, 224), (512, 512)]
 MAX_TILT = 30.0  # degrees
 MIN_VISIBLE = 0.5  # share of the note in view (EyeNote asks for at least half)
+JPEG_QUALITY = (30, 70)  # a cheap camera's or a page's JPEG, lowest and highest
 
 
 @dataclass
@@ -211,7 +212,7 @@ def jpeg(img: Image.Image, quality: int) -> Image.Image:
     return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
 
 
-def camera(img: Image.Image, rng: random.Random, quality: tuple[int, int] = (30, 70)
+def camera(img: Image.Image, rng: random.Random, quality: tuple[int, int] = JPEG_QUALITY
            ) -> Image.Image:
     """What a cheap camera does to a frame: optics, then JPEG."""
     img = optics(img, rng)
@@ -293,7 +294,7 @@ def sent_frames(note: Image.Image, label: int, rng: random.Random, sides: list[i
     img, quad, kind, conds = _scene_with_note(note, rng, size, None, None, photos, None, None,
                                               None)
     raw = optics(img, rng, scale)
-    quality = rng.randrange(30, 71)
+    quality = rng.randrange(JPEG_QUALITY[0], JPEG_QUALITY[1] + 1)
     out = []
     for side in sides:
         sent = shrink(raw, side)

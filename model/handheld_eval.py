@@ -422,8 +422,8 @@ def card_section(r: dict) -> list[str]:
         t += [f"Without the localiser (whole frames only, same frames): {100 * w['right']:.1f} % "
               f"right, {100 * w['wrong']:.2f} % wrong.", ""]
     if "page_sides" in r:
-        t += [page_sides_text(r) + " The page sends camera frames and photos at most 1024 px "
-              "on their longest side (`usbills_app/static/js/app.js`).", ""]
+        t += [page_sides_text(r) + " The page sends camera frames and photos at most "
+              f"{PAGE_SIDES[0]} px on their longest side (`usbills_app/static/js/app.js`).", ""]
     t += denomination_table(r)
     t += ["", "| condition | frames | right | wrong |", "|---|---|---|---|"]
     t += [f"| {k} | {v['frames']} | {100 * v['right']:.1f} % | {100 * v['wrong']:.2f} % |"
