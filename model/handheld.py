@@ -291,16 +291,22 @@ def sent_frames(note: Image.Image, label: int, rng: random.Random, sides: list[i
     large the page's frames should be on the same scenes."""
     base = rng.choice(FRAME_SIZES)
     size = (round(base[0] * scale), round(base[1] * scale))
-    img, quad, kind, conds = _scene_with_note(note, rng, size, None, None, photos, None, None,
-                                              None)
+    scene = _scene_with_note(note, rng, size, None, None, photos, None, None, None)
+    return _send(scene, size, label, rng, sides, scale)
+
+
+def _send(scene: tuple, size: tuple[int, int], label: int, rng: random.Random,
+          sides: list[int], scale: float) -> list[Frame]:
+    """A scene (``_scene_with_note``'s) through the camera, then shrunk to each of ``sides``
+    and compressed at one JPEG quality."""
+    img, quad, kind, conds = scene
     raw = optics(img, rng, scale)
     quality = rng.randrange(JPEG_QUALITY[0], JPEG_QUALITY[1] + 1)
     out = []
     for side in sides:
         sent = shrink(raw, side)
-        k = sent.size[0] / size[0]
-        out.append(Frame(jpeg(sent, quality), label, quad * k, visible_share(quad, size), kind,
-                         conds))
+        out.append(Frame(jpeg(sent, quality), label, quad * (sent.size[0] / size[0]),
+                         visible_share(quad, size), kind, conds))
     return out
 
 
@@ -309,21 +315,58 @@ def sequence(note: Image.Image, label: int, rng: random.Random, photos: list[str
     """A short scan at 2 frames a second: the note slides into view from an edge, is held
     (small hand movement, changing blur and light), then slides out. The scene stays."""
     size = rng.choice(FRAME_SIZES)
+    return _scan(note, rng, size, photos, (entering, held, leaving),
+                 lambda pose, scene: render(note, label, rng, size, pose, scene.background,
+                                            occlude=scene.occlude, fold=scene.fold,
+                                            axis_seed=scene.axis_seed))
+
+
+def sent_sequence(note: Image.Image, label: int, rng: random.Random, sides: list[int],
+                  scale: float = 2.0, photos: list[str] = (), entering: int = 2, held: int = 8,
+                  leaving: int = 2) -> list[list[Frame]]:
+    """``sequence`` through a camera of ``scale`` times a FRAME_SIZES size, sent at each of
+    ``sides`` as ``sent_frames`` sends one frame: one scan per entry of ``sides``, the same
+    scenes, poses and camera in each."""
+    base = rng.choice(FRAME_SIZES)
+    size = (round(base[0] * scale), round(base[1] * scale))
+
+    def frame(pose, scene):
+        return _send(_scene_with_note(note, rng, size, pose, scene.background, photos,
+                                      scene.occlude, scene.fold, scene.axis_seed),
+                     size, label, rng, sides, scale)
+
+    frames = _scan(note, rng, size, photos, (entering, held, leaving), frame)
+    return [[f[k] for f in frames] for k in range(len(sides))]
+
+
+@dataclass
+class _ScanScene:
+    """What stays the same through a scan: the scene, and what is done to the note."""
+
+    background: tuple[Image.Image, str]
+    axis_seed: int
+    occlude: bool
+    fold: bool
+
+
+def _scan(note, rng, size, photos, counts, frame):
+    """The frames ``frame(pose, scene)`` gives along a scan's path: ``counts`` frames entering,
+    held and leaving."""
+    entering, held, leaving = counts
     background = scenes.scene(rng, size, photos=photos)
     rest = random_pose(rng, size, note.size, min_visible=0.75)
     axis_seed = rng.randrange(2**31)
-    occlude, fold = rng.random() < 0.6, rng.random() < 0.2
+    scene = _ScanScene(background, axis_seed, rng.random() < 0.6, rng.random() < 0.2)
     W, H = size
     d = rng.uniform(0, 2 * math.pi)
     away = np.array([math.cos(d), math.sin(d)]) * (W + H) * 0.6  # off-frame offset
 
-    def at(centre, jitter: float) -> Frame:
+    def at(centre, jitter: float):
         p = Pose(rest.width_share * (1 + rng.uniform(-jitter, jitter) * 0.1),
                  rest.angle + rng.uniform(-4, 4) * jitter, rest.tilt,
                  tuple(np.asarray(centre) + np.array([rng.uniform(-1, 1) * 0.03 * W,
                                                       rng.uniform(-1, 1) * 0.03 * H]) * jitter))
-        return render(note, label, rng, size, p, background, occlude=occlude, fold=fold,
-                      axis_seed=axis_seed)
+        return frame(p, scene)
 
     c = np.asarray(rest.centre)
     frames = [at(c + away * (1 - (i + 1) / (entering + 1)), 0.0) for i in range(entering)]

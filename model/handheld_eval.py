@@ -14,8 +14,8 @@ service's own code (usbills_app.inference: localise, crop, classify). Reported:
 - scans: short simulated scans at 2 frames/s through the scan-level decision
   (usbills_app.scan): named right within 2 s of the note being held, named wrongly at all;
 - server time per frame (localise + preprocess + inference, one thread), median;
-- frame size: other scenes through a camera of twice the size (a 1280x720 phone's), sent with
-  the longest side at most 1024 px (as the page sends them) and at most 512 px.
+- frame size: other scenes and scans through a camera of twice the size (a 1280x720 phone's),
+  sent with the longest side at most 1024 px (as the page sends them) and at most 512 px.
 Writes the figures into the bundle's card.json ("handheld", "scan") and docs/model-card.md.
 """
 
@@ -57,6 +57,9 @@ CLOSER_BELOW = 0.4
 # The longest side of the camera frames the page sends (MAX_SIDE in static/js/app.js) and half
 # of it: the same scenes through a 2x camera (a 1280x720 phone's), sent at each.
 PAGE_SIDES = (1024, 512)
+# Scans a note at each of PAGE_SIDES, through the served rule: 536 scans at each size, about
+# five more minutes of the run (the main scans above, at the simulator's size, are the target).
+PAGE_SCANS_PER_NOTE = 2
 
 
 class Note(NamedTuple):
@@ -259,8 +262,11 @@ def evaluate(bundle: Path, ds: mdata.Dataset, seed: int = SEED, per_note: int = 
                            "answered_count": int(named.sum()),
                            "by_kind": {k: int(sum(v)) for k, v in sorted(by_kind.items())}}
     ms += nms
+    served = scan.Rule.from_card({"scan": card.get("scan") or SERVED_SCAN})
     if page_sides:
-        result["page_sides"] = sent_sizes(model, notes, per_note, seed, photos, thr)
+        result["page_sides"] = sent_sizes(model, notes, per_note, seed, photos, thr,
+                                          served if scans else None,
+                                          min(scans_per_note, PAGE_SCANS_PER_NOTE))
     if scans:
         scanned = [n for n in notes for _ in range(scans_per_note)]
         seqs = [handheld.sequence(n.picture, n.label, rng, photos) for n in scanned]
@@ -270,7 +276,6 @@ def evaluate(bundle: Path, ds: mdata.Dataset, seed: int = SEED, per_note: int = 
         result["scans"] = [scan_figures(seq_votes, truth, 2, k, u) for k, u in SCAN_RULES]
         result["scans_per_note"] = scans_per_note
         if by_side:
-            served = scan.Rule.from_card({"scan": card.get("scan") or SERVED_SCAN})
             result["scans_by_side"] = {
                 s: scan_figures([v for v, n in zip(seq_votes, scanned, strict=True)
                                  if n.side == s],
@@ -288,10 +293,15 @@ def evaluate(bundle: Path, ds: mdata.Dataset, seed: int = SEED, per_note: int = 
 
 
 def sent_sizes(model, notes: list[Note], per_note: int, seed: int, photos: list[str],
-               thr: float) -> dict:
-    """Frames and server time per PAGE_SIDES entry, on the same scenes (a camera of twice the
-    simulator's frame size), each frame sent at every size in turn so times share the load."""
+               thr: float, rule=None, scans_per_note: int = PAGE_SCANS_PER_NOTE) -> dict:
+    """Frames, server time and (with a scan ``rule``) scans per PAGE_SIDES entry, on the same
+    scenes (a camera of twice the simulator's frame size), each frame sent at every size in
+    turn so times share the load."""
     from usbills_app import inference
+
+    def classify(f):
+        p, _, t = inference.classify(model, [f.image])
+        return p[0], sum(t[0].values())
 
     rng = random.Random(seed + 1)  # its own draws: the main frames stay as they were
     probs = {s: [] for s in PAGE_SIDES}
@@ -302,12 +312,25 @@ def sent_sizes(model, notes: list[Note], per_note: int, seed: int, photos: list[
             y.append(n.label)
             for side, f in zip(PAGE_SIDES, handheld.sent_frames(
                     n.picture, n.label, rng, PAGE_SIDES, photos=photos), strict=True):
-                p, _, t = inference.classify(model, [f.image])
-                probs[side].append(p[0])
-                ms[side].append(sum(t[0].values()))
+                p, t = classify(f)
+                probs[side].append(p)
+                ms[side].append(t)
     y = np.array(y)
-    return {str(s): {**frame_figures(np.array(probs[s]), y, thr),
-                     "server_ms_p50": round(float(np.median(ms[s])), 2)} for s in PAGE_SIDES}
+    out = {str(s): {**frame_figures(np.array(probs[s]), y, thr),
+                    "server_ms_p50": round(float(np.median(ms[s])), 2)} for s in PAGE_SIDES}
+    if rule is None:
+        return out
+    seq_votes = {s: [] for s in PAGE_SIDES}
+    truth = []
+    for n in notes:
+        for _ in range(scans_per_note):
+            truth.append(n.label)
+            for side, seq in zip(PAGE_SIDES, handheld.sent_sequence(
+                    n.picture, n.label, rng, PAGE_SIDES, photos=photos), strict=True):
+                seq_votes[side].append(votes(np.array([classify(f)[0] for f in seq]), thr))
+    for s in PAGE_SIDES:
+        out[str(s)]["scans"] = scan_figures(seq_votes[s], truth, 2, rule.frames, rule.unsure)
+    return out
 
 
 def page_sides_text(r: dict) -> str:
@@ -315,9 +338,18 @@ def page_sides_text(r: dict) -> str:
     parts = [f"at most {side} px: {100 * v['right']:.1f} % right, {100 * v['wrong']:.2f} % "
              f"wrong ({v['wrong_count']}), server time p50 {v['server_ms_p50']} ms"
              for side, v in r["page_sides"].items()]
-    n = next(iter(r["page_sides"].values()))["frames"]
-    return (f"Frame size: {n} other frames of the same notes through a camera of twice the "
-            "size (448-1280 px), each sent with its longest side " + "; ".join(parts) + ".")
+    first = next(iter(r["page_sides"].values()))
+    text = (f"Frame size: {first['frames']} other frames of the same notes through a camera of "
+            "twice the size (448-1280 px), each sent with its longest side " + "; ".join(parts)
+            + ".")
+    if "scans" in first:
+        sc = first["scans"]
+        text += (f" {sc['scans']} scans of the same notes the same way, through the served rule "
+                 f"({rule_text(sc)}): " + "; ".join(
+                     f"at most {side} px: {100 * v['scans']['right_within_2s']:.1f} % right "
+                     f"within 2 s, {v['scans']['wrong_count']} wrong"
+                     for side, v in r["page_sides"].items()) + ".")
+    return text
 
 
 def sweep_point(thr: float, probs, y, nprobs, seq_probs, truth) -> dict:

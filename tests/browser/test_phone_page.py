@@ -107,6 +107,7 @@ def videos(tmp_path_factory):
         # 2 s of bill, then 2 s of darkness, looped: the view changes under a paused scan.
         "alternate": write_y4m(d / "alternate.y4m", [small_bill] * 20 + [small_dark] * 20),
         "moving": write_y4m(d / "moving.y4m", [halves] * 10 + [swapped] * 10),
+        "phone": write_y4m(d / "phone.y4m", [synth.bill(20, size=(1280, 720))] * 2),
     }
 
 
@@ -426,6 +427,30 @@ def test_scan_resumes_by_itself_when_the_view_changes(new_page, server, videos):
     page.wait_for_function(
         "(m) => window.__spoken.filter((s) => s.text === m).length >= 2",
         arg=bill["message"], timeout=30000)
+
+
+def test_scan_sends_frames_at_the_size_the_evaluation_measures(new_page, server, videos):
+    """A 1280x720 phone camera's frames go out with the longest side that the hand-held
+    evaluation measures (model.handheld_eval.PAGE_SIDES[0]; MAX_SIDE in app.js)."""
+    from model.handheld_eval import PAGE_SIDES
+
+    page = new_page(videos["phone"])
+    # Playwright does not expose a Blob request body: the page's own fetch records the sizes.
+    page.add_init_script("""(() => {
+      window.__sentSizes = [];
+      const fetch0 = window.fetch;
+      window.fetch = (url, opts) => {
+        if (String(url).includes('/api/v1/predict') && opts && opts.body instanceof Blob) {
+          createImageBitmap(opts.body).then((b) => window.__sentSizes.push([b.width, b.height]));
+        }
+        return fetch0(url, opts);
+      };
+    })()""")
+    page.goto("/")
+    page.click("#scan-toggle")
+    page.wait_for_function("() => window.__sentSizes.length >= 1", timeout=20000)
+    sizes = page.evaluate("() => window.__sentSizes")
+    assert sizes[0] == [PAGE_SIDES[0], PAGE_SIDES[0] * 720 // 1280]
 
 
 def test_scan_announces_a_note_once_while_the_hand_moves(new_page, server, videos):

@@ -78,6 +78,24 @@ def test_one_scene_sent_at_two_sizes():
     assert np.array_equal(np.asarray(again[1].image), np.asarray(small.image))
 
 
+def test_one_scan_sent_at_two_sizes():
+    """sent_sequence: a scan through a camera of twice a simulator size, sent at each longest
+    side given; the same scan's path and cameras in each (the page's scans at two sizes)."""
+    big, small = handheld.sent_sequence(note(), 4, random.Random(5), [1024, 512])
+    assert len(big) == len(small) == 12
+    assert len({f.image.size for f in big}) == 1 and len({f.image.size for f in small}) == 1
+    w, h = big[0].image.size
+    assert (w // 2, h // 2) in handheld.FRAME_SIZES and max(w, h) <= 1024
+    assert max(small[0].image.size) == min(512, max(w, h))
+    k = small[0].image.size[0] / w
+    assert all(np.allclose(s.quad, b.quad * k, rtol=0.01, atol=1) for s, b in zip(small, big))
+    assert [f.visible for f in small] == [f.visible for f in big]
+    assert min(f.visible for f in big[2:10]) >= 0.7 and big[0].visible < big[2].visible
+    again = handheld.sent_sequence(note(), 4, random.Random(5), [1024, 512])
+    assert all(np.array_equal(np.asarray(a.image), np.asarray(b.image))
+               for a, b in zip(small, again[1]))
+
+
 def test_shrink_keeps_small_frames():
     from PIL import Image
 

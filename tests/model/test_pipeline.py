@@ -126,6 +126,10 @@ def test_handheld_evaluation_cli(trained, yolo_dir, tmp_path, capsys):
     assert hh["per_frame"]["frames"] == 7 and hh["negatives"]["images"] == 12
     assert set(hh["page_sides"]) == {"1024", "512"}
     assert hh["page_sides"]["512"]["frames"] == 7 and hh["page_sides"]["1024"]["server_ms_p50"] > 0
+    # Scans at each page size too, through the served rule (one a note, as asked).
+    assert [(v["scans"]["scans"], v["scans"]["frames"]) for v in hh["page_sides"].values()] == [
+        (7, 3), (7, 3)]
+    assert "7 scans of the same notes the same way, through the served rule" in out
     assert [(s["frames"], s["unsure"]) for s in hh["scans"]] == [(2, 0), (3, 0), (3, 1), (4, 0),
                                                                  (4, 1)]
     assert card["scan"] == {"frames": 3, "unsure": 0, "max_gap_s": 2.0}
@@ -139,6 +143,7 @@ def test_handheld_evaluation_cli(trained, yolo_dir, tmp_path, capsys):
     assert card_md.read_text().count("## Hand-held evaluation") == 1
     again = json.loads((bundle / "card.json").read_text())["metrics"]["handheld"]
     assert again["per_frame"] == hh["per_frame"] and again["negatives"] == hh["negatives"]
+    assert "scans" not in again["page_sides"]["1024"]
     # Side by side with another bundle (here: itself, whole frames vs the same): no card change.
     before = (bundle / "card.json").read_text()
     assert handheld_eval.main(["--data", str(yolo_dir), "--bundle", str(bundle), "--compare",

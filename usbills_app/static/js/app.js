@@ -13,8 +13,9 @@
   var S = cfg.strings;
   // A phone held upright films 720x1280: at 512 a note across the frame kept under 288 px,
   // and small notes lose their detail first. At 1024 more frames are named right
-  // (docs/model-card.md, "Frame size"; model/handheld_eval.py PAGE_SIDES), for up to four
-  // times the pixels to upload where the phone cannot recognise notes itself.
+  // (docs/model-card.md, "Frame size"; model/handheld_eval.py PAGE_SIDES[0], held equal by a
+  // browser test), for up to four times the pixels to upload where the phone cannot recognise
+  // notes itself.
   var MAX_SIDE = 1024;
   var QUALITY = 0.8;
   var INTERVAL_MS = 500; // about two frames a second
