@@ -269,8 +269,9 @@ def evaluate(bundle: Path, ds: mdata.Dataset, seed: int = SEED, per_note: int = 
                                           min(scans_per_note, PAGE_SCANS_PER_NOTE))
     if scans:
         scanned = [n for n in notes for _ in range(scans_per_note)]
-        seqs = [handheld.sequence(n.picture, n.label, rng, photos) for n in scanned]
-        seq_probs = [run(model, s)[0] for s in seqs]
+        # Each scan classified as it is drawn: a thousand scans held at once took about 10 GB.
+        seq_probs = [run(model, handheld.sequence(n.picture, n.label, rng, photos))[0]
+                     for n in scanned]
         seq_votes = [votes(p, thr) for p in seq_probs]
         truth = [n.label for n in scanned]
         result["scans"] = [scan_figures(seq_votes, truth, 2, k, u) for k, u in SCAN_RULES]

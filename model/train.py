@@ -240,7 +240,9 @@ def fit(v: Views, args, bb, log):
     head, full = build_classifier(lower, upper)
     verbose = 1 if sys.stdout.isatty() else 2
     loss, targets = loss_and_targets(v.y, args.label_smoothing)
-    x_low = v.x_low.astype(np.float32)
+    # Keras casts the float16 cache to float32 itself (one copy); a cast here would be a second
+    # copy of several GB for the same values.
+    x_low = v.x_low
 
     log(f"stage 1: head on pooled features of {len(v.y)} views (backbone frozen)")
     pooled = upper.predict(x_low, batch_size=64, verbose=verbose)
