@@ -305,17 +305,23 @@ def sent_sizes(model, notes: list[Note], per_note: int, seed: int, photos: list[
         return p[0], sum(t[0].values())
 
     rng = random.Random(seed + 1)  # its own draws: the main frames stay as they were
+
+    def each(count, draw):
+        """Each note ``count`` times: its label and what ``draw`` sends of it, by side."""
+        for n in notes:
+            for _ in range(count):
+                yield n.label, zip(PAGE_SIDES, draw(n.picture, n.label, rng, PAGE_SIDES,
+                                                    photos=photos), strict=True)
+
     probs = {s: [] for s in PAGE_SIDES}
     ms = {s: [] for s in PAGE_SIDES}
     y = []
-    for n in notes:
-        for _ in range(per_note):
-            y.append(n.label)
-            for side, f in zip(PAGE_SIDES, handheld.sent_frames(
-                    n.picture, n.label, rng, PAGE_SIDES, photos=photos), strict=True):
-                p, t = classify(f)
-                probs[side].append(p)
-                ms[side].append(t)
+    for label, sent in each(per_note, handheld.sent_frames):
+        y.append(label)
+        for side, f in sent:
+            p, t = classify(f)
+            probs[side].append(p)
+            ms[side].append(t)
     y = np.array(y)
     out = {str(s): {**frame_figures(np.array(probs[s]), y, thr),
                     "server_ms_p50": round(float(np.median(ms[s])), 2)} for s in PAGE_SIDES}
@@ -323,12 +329,10 @@ def sent_sizes(model, notes: list[Note], per_note: int, seed: int, photos: list[
         return out
     seq_votes = {s: [] for s in PAGE_SIDES}
     truth = []
-    for n in notes:
-        for _ in range(scans_per_note):
-            truth.append(n.label)
-            for side, seq in zip(PAGE_SIDES, handheld.sent_sequence(
-                    n.picture, n.label, rng, PAGE_SIDES, photos=photos), strict=True):
-                seq_votes[side].append(votes(np.array([classify(f)[0] for f in seq]), thr))
+    for label, sent in each(scans_per_note, handheld.sent_sequence):
+        truth.append(label)
+        for side, seq in sent:
+            seq_votes[side].append(votes(np.array([classify(f)[0] for f in seq]), thr))
     for s in PAGE_SIDES:
         out[str(s)]["scans"] = scan_figures(seq_votes[s], truth, 2, rule.frames, rule.unsure)
     return out
