@@ -58,7 +58,7 @@ CLOSER_BELOW = 0.4
 # of it: the same scenes through a 2x camera (a 1280x720 phone's), sent at each.
 PAGE_SIDES = (1024, 512)
 # Scans a note at each of PAGE_SIDES, through the served rule: 536 scans at each size, about
-# five more minutes of the run (the main scans above, at the simulator's size, are the target).
+# twelve more minutes of the run, for their 2x frames (the main scans are the target).
 PAGE_SCANS_PER_NOTE = 2
 
 
