@@ -174,7 +174,7 @@ def evaluate(bundle: Path, ds: mdata.Dataset, seed: int = SEED, per_note: int = 
     ``thresholds``: the main figures again at each of these thresholds ("sweep"); ``sides``
     (model.data.read_sides): the figures per side of the note as well; ``page_sides``: the
     frame-size comparison (PAGE_SIDES)."""
-    from usbills_app import inference, runtime, scan
+    from usbills_app import runtime, scan
 
     t0 = time.time()
     load_before = os.getloadavg()[0]  # server times are only comparable at a similar load
@@ -203,15 +203,15 @@ def evaluate(bundle: Path, ds: mdata.Dataset, seed: int = SEED, per_note: int = 
     def run(m, fs, other=None):
         probs, ms, oprobs, oms = [], [], [], []
         for f in fs:
-            p, box, t = inference.classify(m, [f.image])
+            p, box, t = classify_one(m, f)
             if m is model and fs is frames:
-                crops.append(box[0])
-            probs.append(p[0])
-            ms.append(sum(t[0].values()))
+                crops.append(box)
+            probs.append(p)
+            ms.append(t)
             if other is not None:
-                p, _, t = inference.classify(other, [f.image])
-                oprobs.append(p[0])
-                oms.append(sum(t[0].values()))
+                p, _, t = classify_one(other, f)
+                oprobs.append(p)
+                oms.append(t)
         if other is not None:
             return np.array(probs), ms, np.array(oprobs), oms
         return np.array(probs), ms
@@ -293,17 +293,19 @@ def evaluate(bundle: Path, ds: mdata.Dataset, seed: int = SEED, per_note: int = 
     return result
 
 
+def classify_one(model, f: handheld.Frame) -> tuple[np.ndarray, tuple | None, float]:
+    """One frame through the service's pipeline: probabilities, crop box, server time (ms)."""
+    from usbills_app import inference
+
+    p, box, t = inference.classify(model, [f.image])
+    return p[0], box[0], sum(t[0].values())
+
+
 def sent_sizes(model, notes: list[Note], per_note: int, seed: int, photos: list[str],
                thr: float, rule=None, scans_per_note: int = PAGE_SCANS_PER_NOTE) -> dict:
     """Frames, server time and (with a scan ``rule``) scans per PAGE_SIDES entry, on the same
     scenes (a camera of twice the simulator's frame size), each frame sent at every size in
     turn so times share the load."""
-    from usbills_app import inference
-
-    def classify(f):
-        p, _, t = inference.classify(model, [f.image])
-        return p[0], sum(t[0].values())
-
     rng = random.Random(seed + 1)  # its own draws: the main frames stay as they were
 
     def each(count, draw):
@@ -319,7 +321,7 @@ def sent_sizes(model, notes: list[Note], per_note: int, seed: int, photos: list[
     for label, sent in each(per_note, handheld.sent_frames):
         y.append(label)
         for side, f in sent:
-            p, t = classify(f)
+            p, _, t = classify_one(model, f)
             probs[side].append(p)
             ms[side].append(t)
     y = np.array(y)
@@ -332,7 +334,7 @@ def sent_sizes(model, notes: list[Note], per_note: int, seed: int, photos: list[
     for label, sent in each(scans_per_note, handheld.sent_sequence):
         truth.append(label)
         for side, seq in sent:
-            seq_votes[side].append(votes(np.array([classify(f)[0] for f in seq]), thr))
+            seq_votes[side].append(votes(np.array([classify_one(model, f)[0] for f in seq]), thr))
     for s in PAGE_SIDES:
         out[str(s)]["scans"] = scan_figures(seq_votes[s], truth, 2, rule.frames, rule.unsure)
     return out
