@@ -100,7 +100,7 @@ def at_size(head, bb, size: int):
     """The served localiser: the same weights at ``size`` input. Lower network and head are
     fully convolutional, so training at the classifier's size and serving smaller costs no
     retraining; 192 rather than 256 input is 0.56x the work with the same hand-held accuracy
-    (docs/benchmarks.md, "Localiser export")."""
+    (measured side by side when 192 was adopted: commit f3e3dd4)."""
     lower = bb.build_localiser_lower(size)
     small = build_head(lower.output_shape[1:])
     small.set_weights(head.get_weights())

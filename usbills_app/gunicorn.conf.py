@@ -34,10 +34,9 @@ bind = f"0.0.0.0:{_s.port}"
 workers = _s.web_concurrency
 threads = _s.gunicorn_threads
 worker_class = "gthread"
-# Load the model in the master, before fork. Measured (docs/benchmarks.md, Service), 2 workers
-# with a MobileNetV2-sized model: worker RSS 65-74 MB vs 89-104 MB loading after fork, total
-# PSS 122 vs 140 MB, ready in 0.9 vs 1.9 s; and a bad bundle stops gunicorn once with one
-# line instead of every worker failing to boot. Exception: INFERENCE_THREADS > 1 gives the
+# Load the model in the master, before fork: workers share it copy-on-write (2 workers: less
+# total PSS, figures in docs/benchmarks.md, Service), and a bad bundle stops gunicorn once with
+# one line instead of every worker failing to boot. Exception: INFERENCE_THREADS > 1 gives the
 # runtime a thread pool, which fork does not copy (a forked worker can hang), so then each
 # worker loads its own model after fork.
 preload_app = _s.inference_threads == 1
