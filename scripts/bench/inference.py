@@ -95,12 +95,16 @@ def export_plain(size: int) -> dict[str, Path]:
 
 
 def page_frames(n: int) -> list:
-    """Frames of the sizes the page uploads (224-512 px), with some structure for the localiser."""
+    """Frames of the sizes the page uploads (bench-stack's PAGE_FRAMES: 640-1024 px), with some
+    structure for the localiser."""
     import numpy as np
     from PIL import Image
 
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from stack import PAGE_FRAMES  # the sibling benchmark's frame sizes (stdlib imports only)
+
     rng = np.random.default_rng(1)
-    sizes = [(224, 224), (320, 240), (384, 288), (480, 360), (512, 384)]
+    sizes = [size for size, _ in PAGE_FRAMES]
     frames = []
     for i in range(n):
         w, h = sizes[i % len(sizes)]

@@ -6,7 +6,7 @@ phones behind one carrier-NAT address),
 then measures image sizes, app cold start, memory of every container (PSS: pages shared by the
 gunicorn master and its workers count once) at idle and at the peak under load, the app's own
 server time per frame, and predictions/s with wrk over HTTPS at several concurrencies:
-small page frames (224-512 px JPEGs of 10-40 KB, in turn; the page sends up to 1024 px) and a 12 MP
+page frames (640-1024 px JPEGs as the page sends them, in turn) and a 12 MP
 phone photo. Answers are counted by status (200, 429, other) and socket errors / timeouts
 apart; the machine's load average and the CPU time the hypervisor took (steal) are printed
 beside every figure. Then our app against a seed-style reference server
@@ -41,8 +41,10 @@ SERVICES = ("app", "nginx", "watchdog")
 PROXY_SERVICES = ("proxy", "companion", "watchdog")
 sys.path.insert(0, str(ROOT))
 
-# Small page frames: longest side 224-512 px (app.js MAX_SIDE is 1024), JPEG quality 0.8.
-PAGE_FRAMES = [((224, 168), 2), ((320, 240), 3), ((384, 288), 4), ((512, 384), 5)]
+# Frames as the page sends them (app.js: ideal 1280x720 camera, longest side at most MAX_SIDE
+# 1024, JPEG quality 0.8): a 640x480 webcam as is, a 1280x720 camera held landscape and upright,
+# a 4:3 phone camera.
+PAGE_FRAMES = [((640, 480), 5), ((1024, 576), 5), ((576, 1024), 5), ((1024, 768), 5)]
 PROG = "bench-stack"  # names the failing benchmark in messages; bench/swarm.py sets its own
 TLS = ssl.create_default_context()
 TLS.check_hostname, TLS.verify_mode = False, ssl.CERT_NONE  # the proxy's self-signed fallback
@@ -102,7 +104,7 @@ def bodies(work: Path) -> dict[str, list[Path]]:
 
     page = []
     for i, (size, noise) in enumerate(PAGE_FRAMES):
-        p = work / f"frame-{size[0]}.jpg"
+        p = work / "frame-{}x{}.jpg".format(*size)
         p.write_bytes(jpeg(camera(size, value=(1, 5, 20, 100)[i], seed=i, noise=noise), 80))
         page.append(p)
     photo = work / "photo-12mp.jpg"
