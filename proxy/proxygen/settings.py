@@ -27,7 +27,7 @@ def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> i
 class ProxySettings:
     client_max_body_size: str = "10m"
     # Requests per second per client address, and the burst on top. Above what a 2-core host
-    # answers (docs/benchmarks.md, Site stack: up to 88 predictions/s), so phones sharing one
+    # answers (docs/benchmarks.md, Site stack: up to 83 predictions/s), so phones sharing one
     # carrier-NAT address can use all of it; a flood beyond is refused at the proxy in
     # microseconds instead of queueing in front of the model.
     rate_limit: int = 150
