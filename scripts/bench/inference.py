@@ -95,19 +95,18 @@ def export_plain(size: int) -> dict[str, Path]:
 
 
 def page_frames(n: int) -> list:
-    """Frames of the sizes the page uploads (bench-stack's PAGE_FRAMES: 640-1024 px), with some
+    """Frames of the sizes the page uploads (bench-stack's PAGE_SIZES: 640-1024 px), with some
     structure for the localiser."""
     import numpy as np
     from PIL import Image
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from stack import PAGE_FRAMES  # the sibling benchmark's frame sizes (stdlib imports only)
+    from stack import PAGE_SIZES  # the sibling benchmark's frame sizes (stdlib imports only)
 
     rng = np.random.default_rng(1)
-    sizes = [size for size, _ in PAGE_FRAMES]
     frames = []
     for i in range(n):
-        w, h = sizes[i % len(sizes)]
+        w, h = PAGE_SIZES[i % len(PAGE_SIZES)]
         a = rng.integers(0, 256, (h // 8, w // 8, 3), dtype=np.uint8)
         frames.append(Image.fromarray(a).resize((w, h), Image.BILINEAR))
     return frames

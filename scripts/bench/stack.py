@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 # Frames as the page sends them (app.js: ideal 1280x720 camera, longest side at most MAX_SIDE
 # 1024, JPEG quality 0.8): a 640x480 webcam as is, a 1280x720 camera held landscape and upright,
 # a 4:3 phone camera.
-PAGE_FRAMES = [((640, 480), 5), ((1024, 576), 5), ((576, 1024), 5), ((1024, 768), 5)]
+PAGE_SIZES = [(640, 480), (1024, 576), (576, 1024), (1024, 768)]
 PROG = "bench-stack"  # names the failing benchmark in messages; bench/swarm.py sets its own
 TLS = ssl.create_default_context()
 TLS.check_hostname, TLS.verify_mode = False, ssl.CERT_NONE  # the proxy's self-signed fallback
@@ -103,9 +103,9 @@ def bodies(work: Path) -> dict[str, list[Path]]:
     from tests.synth import camera, jpeg
 
     page = []
-    for i, (size, noise) in enumerate(PAGE_FRAMES):
+    for i, size in enumerate(PAGE_SIZES):
         p = work / "frame-{}x{}.jpg".format(*size)
-        p.write_bytes(jpeg(camera(size, value=(1, 5, 20, 100)[i], seed=i, noise=noise), 80))
+        p.write_bytes(jpeg(camera(size, value=(1, 5, 20, 100)[i], seed=i, noise=5), 80))
         page.append(p)
     photo = work / "photo-12mp.jpg"
     photo.write_bytes(jpeg(camera((4000, 3000), noise=5), quality=90))
