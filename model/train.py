@@ -6,19 +6,21 @@ Steps (fixed seeds): load + de-duplicate the data set; render augmented views of
 class (balanced), run the frozen lower part of MobileNetV2 once over them and cache the
 32x32x32 activations, train the softmax head on the pooled features, then fine-tune the
 upper blocks + head on the cached activations (BatchNorm frozen, label smoothing). That
-training runs twice: first without the views of 15 % of the training images, to fit the
-softmax temperature on them, then on every view, with the temperature folded in. Finally export
-.tflite/.onnx, evaluate float and quantised exports on the validation split, and write the
-bundle and docs/model-card.md.
+training runs twice: first, in a process of its own, without the views of 15 % of the
+training images, to fit the softmax temperature on them; then on every view, with the
+temperature folded in. Finally export .tflite/.onnx, evaluate float and quantised exports on
+the validation split, and write the bundle and docs/model-card.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import random
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -224,7 +226,7 @@ def render_views(train_items, args, bb, log) -> Views:
         np.save(cache, x_low)
         del x_low
     # Read from the file as needed: pages the kernel can drop, not 2.5 GB more of the process's
-    # own memory beside the float32 copy Keras trains from (a full training peaks at 19.0 GB).
+    # own memory beside the float32 copy Keras trains from (a full training peaks at 17.7 GB).
     x_low = np.load(cache, mmap_mode="r")
     log(f"cached lower features {x_low.shape} ({x_low.nbytes / 1e6:.0f} MB) "
         f"in {time.time() - t0:.0f} s")
@@ -296,6 +298,23 @@ def train_localiser(srcs: list[samples.Source], args, bb, log) -> dict:
     return {"model": localiser.at_size(head, bb, size), "stats": stats, "calibration": cal}
 
 
+def calibration_pass(train_items: list, held_idx: list[int], args) -> dict:
+    """Pass 1, run in a process of its own by ``train``: a model trained without the views of
+    the held-out images ``train_items[i] for i in held_idx``, and the temperature (and, with
+    --threshold auto, the threshold) it gives. Its own process, because a second training in
+    the same process crashed TensorFlow (segfault in pass 2's first predict, full-size runs on
+    this 24 GB machine, even after clearing the Keras session): pass 2 then runs exactly as a
+    one-pass training does."""
+    import tensorflow as tf
+
+    tf.config.experimental.enable_op_determinism()
+    bb = backbones.get(args.backbone)
+    views = render_views(train_items, args, bb, log)  # the cache the parent just wrote
+    held = [train_items[i] for i in held_idx]
+    probe, _ = fit(views.without(held), args, bb, log)
+    return calibrate_on_held_out(probe, held, args, log)
+
+
 def train(args) -> dict:
     import tensorflow as tf
 
@@ -327,12 +346,17 @@ def train(args) -> dict:
                                   "calibration; pass a larger --holdout or --no-calibrate")
         for it in held:  # back in the list: pass 2 gets the views a one-pass run renders
             it.split = "train"
-        views = render_views(ds.split("train"), args, bb, log)
+        train_items = ds.split("train")
+        views = render_views(train_items, args, bb, log)
         log(f"pass 1 of 2: calibration model, {len(held)} training images held out")
-        probe, _ = fit(views.without(held), args, bb, log)
-        args.calibration = {**calibrate_on_held_out(probe, held, args, log),
-                            "held_back": ds.held_back}
-        del probe
+        held_ids = {id(it) for it in held}
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(1, mp_context=ctx) as pool:
+            cal = pool.submit(calibration_pass, train_items,
+                              [i for i, it in enumerate(train_items) if id(it) in held_ids],
+                              argparse.Namespace(**{**vars(args), "no_cache": False})).result()
+        args.threshold = cal["threshold"]
+        args.calibration = {**cal, "held_back": ds.held_back}
         log("pass 2 of 2: served model, every training image")
     if views is None:
         views = render_views(ds.split("train"), args, bb, log)
