@@ -111,6 +111,19 @@ def answers_by_task(service: str, since: float) -> dict[str, int]:
     return counts
 
 
+def settled_answers_by_task(service: str, since: float, answered: int,
+                            timeout: float = 30) -> dict[str, int]:
+    """answers_by_task once the service log holds the ``answered`` 200s the client counted:
+    `docker service logs` can lag the tasks' output (CI once read none right after a 2 s run
+    that had answered). No cache sits in front of the app, so each 200 is one app log line."""
+    deadline = time.monotonic() + timeout
+    while True:
+        counts = answers_by_task(service, since)
+        if sum(counts.values()) >= answered or time.monotonic() > deadline:
+            return counts
+        time.sleep(1)
+
+
 def post(url: str, body: bytes) -> int:
     req = urllib.request.Request(f"{url}/api/v1/predict", data=body,  # noqa: S310 - our site
                                  headers={"Content-Type": "image/jpeg"})
@@ -153,7 +166,7 @@ def run(a, service: str, frames: list[Path]) -> list[dict]:
                 t0 = time.time()
                 r = stack.wrk(a.url, frames, a.duration, c)
                 r.update(round=rnd + 1, replicas=replicas, nodes=sorted(n for _, n in tasks),
-                         by_task=answers_by_task(service, t0))
+                         by_task=settled_answers_by_task(service, t0, r["ok"]))
                 runs.append(r)
                 print(f"{PROG}: {replicas} replica(s) c={c}: {r['ok_per_s']:.1f}/s, p99 "
                       f"{r['latency'].get('99')}, load {r['load']:.1f}", file=sys.stderr,
