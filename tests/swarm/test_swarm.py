@@ -16,8 +16,8 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow,
 
 
 def predictions_logged(container: str) -> int:
-    logs = sh("docker", "logs", container).stderr + sh("docker", "logs", container).stdout
-    return logs.count('"path":"/api/v1/predict"')
+    logs = sh("docker", "logs", container)
+    return (logs.stderr + logs.stdout).count('"path":"/api/v1/predict"')
 
 
 def test_https_through_the_proxy_reaches_both_app_replicas(swarm):
@@ -28,13 +28,13 @@ def test_https_through_the_proxy_reaches_both_app_replicas(swarm):
     for _ in range(30):
         r = swarm.predict(session)
         assert r.status_code == 200 and r.json()["model"]["name"] == "usbills"
-    # gunicorn logs a request once it has answered it: the last lines can trail the answers.
-    deadline = time.monotonic() + 10
-    while True:
+
+    def all_logged():  # gunicorn logs a request after answering it: the lines can trail
         served = {c: predictions_logged(c) - before[c] for c in apps}
-        if sum(served.values()) >= 30 or time.monotonic() > deadline:
-            break
-        time.sleep(0.25)
+        assert sum(served.values()) >= 30, served
+        return served
+
+    served = wait_for("the 30 predictions in the replicas' logs", all_logged, timeout=10)
     assert sum(served.values()) == 30 and all(n > 0 for n in served.values()), served
     assert requests.get(swarm.url, verify=False, timeout=10).status_code == 200
     plain = requests.get(f"http://localhost:{swarm.env['HTTP_PORT']}/", allow_redirects=False,
