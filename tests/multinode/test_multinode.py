@@ -23,9 +23,8 @@ def app_nodes(swarm) -> list[str]:
 def predictions_on(cluster, worker: str, swarm) -> int:
     ids = cluster.on(worker, "ps", "-q", "--filter",
                      f"label=com.docker.swarm.service.name={swarm.site}_app").stdout.split()
-    return sum(cluster.on(worker, "logs", c).stderr.count('"path":"/api/v1/predict"')
-               + cluster.on(worker, "logs", c).stdout.count('"path":"/api/v1/predict"')
-               for c in ids)
+    logs = [cluster.on(worker, "logs", c) for c in ids]
+    return sum((log.stderr + log.stdout).count('"path":"/api/v1/predict"') for log in logs)
 
 
 def test_three_nodes_and_a_replica_on_a_worker_answers(cluster):
@@ -39,8 +38,13 @@ def test_three_nodes_and_a_replica_on_a_worker_answers(cluster):
     for _ in range(30):
         r = swarm.predict(session)
         assert r.status_code == 200 and r.json()["model"]["name"] == "usbills"
-    answered = {w: predictions_on(c, w, swarm) - before[w] for w in workers}
-    assert all(n > 0 for n in answered.values()), answered
+
+    def answered():  # gunicorn logs a request after answering it: the lines can trail
+        counts = {w: predictions_on(c, w, swarm) - before[w] for w in workers}
+        assert all(n > 0 for n in counts.values()), counts
+        return counts
+
+    wait_for("a prediction in each worker replica's log", answered, timeout=10)
 
 
 def test_a_node_drained_under_load_fails_no_request(cluster):
