@@ -7,7 +7,7 @@ import pytest
 import requests
 
 from tests.procs import sh, wait_for
-from tests.swarm.site import under_load
+from tests.swarm.site import predictions_in, under_load
 
 pytestmark = [pytest.mark.multinode, pytest.mark.docker, pytest.mark.slow,
               pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")]
@@ -23,8 +23,7 @@ def app_nodes(swarm) -> list[str]:
 def predictions_on(cluster, worker: str, swarm) -> int:
     ids = cluster.on(worker, "ps", "-q", "--filter",
                      f"label=com.docker.swarm.service.name={swarm.site}_app").stdout.split()
-    logs = [cluster.on(worker, "logs", c) for c in ids]
-    return sum((log.stderr + log.stdout).count('"path":"/api/v1/predict"') for log in logs)
+    return sum(predictions_in(cluster.on(worker, "logs", c)) for c in ids)
 
 
 def test_three_nodes_and_a_replica_on_a_worker_answers(cluster):

@@ -18,6 +18,12 @@ from tests.procs import wait_for
 sh = functools.partial(procs.sh, timeout=300)
 
 
+def predictions_in(log) -> int:
+    """Predictions logged in a ``docker logs`` result (both of its streams): gunicorn writes
+    a request's access line after answering it, so callers wait for the count they expect."""
+    return (log.stderr + log.stdout).count('"path":"/api/v1/predict"')
+
+
 def frame() -> bytes:
     from PIL import Image
 

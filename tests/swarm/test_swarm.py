@@ -9,15 +9,14 @@ import pytest
 import requests
 
 from tests.swarm.conftest import DOMAIN, sh, wait_for
-from tests.swarm.site import under_load
+from tests.swarm.site import predictions_in, under_load
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow,
               pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")]
 
 
 def predictions_logged(container: str) -> int:
-    logs = sh("docker", "logs", container)
-    return (logs.stderr + logs.stdout).count('"path":"/api/v1/predict"')
+    return predictions_in(sh("docker", "logs", container))
 
 
 def test_https_through_the_proxy_reaches_both_app_replicas(swarm):
