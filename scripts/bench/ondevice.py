@@ -36,7 +36,7 @@ ART = ROOT / "artifacts"
 BUNDLE = ROOT / "model/bundles/usbills"
 # Real photographs of notes (never copied into the project) for the note coming into view.
 PICTURES = ROOT.parent / "shared/data/usbills/valid/images"
-LOCAL_INTERVAL_S = 0.2  # static/js/app.js LOCAL_INTERVAL_MS
+INTERVAL_S = 0.5  # static/js/app.js INTERVAL_MS
 TARGETS = {"transfer_mb": 6.0, "cold_s": 3.0, "warm_s": 0.5}
 
 # Time from navigation start to the first answer for a camera-like frame: load the runtime
@@ -178,7 +178,7 @@ def main() -> int:
                     if "/api/v1/predict" in r.url and r.method == "POST" else None)
             page.goto("/")
             view = note_in_view.time_note_in_view(page, pictures, a.trials, rule["frames"],
-                                                  LOCAL_INTERVAL_S)
+                                                  INTERVAL_S)
             view["uploads"] = len(posted)
             ctx.close()
             version = browser.version
@@ -193,7 +193,7 @@ def main() -> int:
     waits = [w for w in view["next_frame_s"] if w is not None]
     # The rule names a note on its n-th agreeing frame: n frames, one interval (or one frame's
     # time, if longer) apart.
-    scan_s = (rule["frames"] - 1) * max(LOCAL_INTERVAL_S, frame_ms / 1000) + frame_ms / 1000
+    scan_s = (rule["frames"] - 1) * max(INTERVAL_S, frame_ms / 1000) + frame_ms / 1000
     result = {
         "transfer": rows, "transfer_gzip_mb": round(total_gz, 2),
         "cold_first_answer_s": [round(c["answer_ms"] / 1000, 3) for c in cold],
@@ -243,7 +243,7 @@ def main() -> int:
         f"| of which the wait for the page's next frame (the note shows up between two) | "
         f"{med(waits):.2f} s | {', '.join(map(str, waits))} s | | |",
         f"| then the scan rule ({rule['frames']} agreeing frames, "
-        f"{LOCAL_INTERVAL_S * 1000:.0f} ms apart, the last one analysed) | "
+        f"{INTERVAL_S * 1000:.0f} ms apart, the last one analysed) | "
         f"{scan_s:.2f} s | computed from the frame time | | |",
         f"| frames uploaded during a {a.scan_seconds:g} s on-device scan | {uploads} | - | 0 | "
         f"{'yes' if uploads == 0 else 'no'} |",

@@ -207,6 +207,24 @@ def test_scan_on_the_phone_uploads_nothing_and_says_what_the_server_says(
     assert sent == []
 
 
+def test_the_phone_recognises_two_frames_a_second(new_page, colour_server, videos):
+    # The scan rule's agreeing frames prove as much as the hand-held evaluation measured only
+    # at its 2 frames a second: frames closer together are nearly the same picture.
+    page = new_page(videos["alternate"], base_url=colour_server)
+    sent = uploads(page)
+    assert open_ready(page) == "ready", page.evaluate("() => USBills.onDevice.error")
+    page.evaluate("""() => {
+      const d = USBills.onDevice, own = d.recognise;
+      window.__starts = [];
+      d.recognise = (c) => { window.__starts.push(performance.now()); return own(c); };
+    }""")
+    page.click("#scan-toggle")
+    page.wait_for_function("() => window.__starts.length >= 8", timeout=20000)
+    gaps = np.diff(page.evaluate("() => window.__starts"))
+    assert gaps.min() >= 450, gaps.round().tolist()
+    assert sent == []
+
+
 def test_works_offline_after_the_first_visit(new_page, tflite_dir, videos, tmp_path):
     app = _server(tflite_dir, tmp_path / "gunicorn.log")
     try:

@@ -18,10 +18,11 @@
   // notes itself.
   var MAX_SIDE = 1024;
   var QUALITY = 0.8;
-  var INTERVAL_MS = 500; // about two frames a second
-  // On the phone a frame costs no upload: as often as the phone recognises them, up to 5 a
-  // second (tips then come after as many seconds as with uploads: hints are counted in frames).
-  var LOCAL_INTERVAL_MS = 200;
+  // Two frames a second, recognised on the phone or uploaded: the scan rule (the card's
+  // "scan": 3 agreeing frames) was chosen and is measured at that rate. Frames closer together
+  // are nearly the same picture, so their agreement proves less and names a wrong note more
+  // often. Tips count frames: after 3 s without an answer, then every 5 s.
+  var INTERVAL_MS = 500;
   var MODE_KEY = 'usbills-mode';
   var AUTO_KEY = 'usbills-autostart';
   var LOCAL_KEY = 'usbills-local-only';
@@ -422,9 +423,7 @@
     if (state !== 'starting') { stopTracks(); return; } // stopped while asking
     video.srcObject = stream;
     try { await video.play(); } catch (e) { /* autoplay of a muted stream is allowed */ }
-    // Tips after about 3 s without an answer, then every 5 s, at either frame rate.
-    var per = INTERVAL_MS / (onPhone() ? LOCAL_INTERVAL_MS : INTERVAL_MS);
-    logic = new U.ScanLogic({ rule: cfg.scan, hintAfter: Math.round(6 * per), hintEvery: Math.round(10 * per) });
+    logic = new U.ScanLogic({ rule: cfg.scan, hintAfter: 6, hintEvery: 10 });
     setState('scanning');
     offerTorch();
     schedule(0);
@@ -453,7 +452,7 @@
     if (state !== 'scanning' && state !== 'paused') return;
     var mine = run;
     var started = Date.now();
-    var delay = onPhone() ? LOCAL_INTERVAL_MS : INTERVAL_MS;
+    var delay = INTERVAL_MS;
     try {
       await step(mine);
     } catch (e) {
