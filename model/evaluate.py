@@ -381,7 +381,7 @@ def write_model_card(result: dict, ds: mdata.Dataset, path: Path) -> None:
         + (f"the highest that still answers {100 * cal['target_coverage']:g} % of the held-out "
            "notes (`--threshold auto`)" if cal and cal["auto"] and cal["threshold"] == thr
            else info["threshold_choice"] if info.get("threshold_choice")
-           else "from `--threshold` (default 0.99, chosen on simulated hand-held scans: "
+           else "from `--threshold` (default 0.995, chosen on simulated hand-held scans: "
            "docs/benchmarks.md, \"Threshold and scan rule\")")
         + (f"; on the held-out notes it answers {pct(cal['coverage'])} of them, "
            f"{pct(cal['answered_accuracy'])} of those right." if cal and cal["threshold"] == thr

@@ -178,27 +178,31 @@ def _motion_blur(img: Image.Image, rng: random.Random, scale: float = 1.0) -> Im
     return Image.fromarray((acc / length).astype(np.uint8))
 
 
-def optics(img: Image.Image, rng: random.Random, scale: float = 1.0) -> Image.Image:
+def optics(img: Image.Image, rng: random.Random, scale: float = 1.0,
+           light: random.Random | None = None) -> Image.Image:
     """What a cheap camera's lens and sensor do: blur, exposure, colour cast, noise. ``scale``:
-    the frame is ``scale`` times a FRAME_SIZES size, so blur spans as much of the scene."""
+    the frame is ``scale`` times a FRAME_SIZES size, so blur spans as much of the scene.
+    ``light``: where the exposure and colour draws come from, if not ``rng`` (a scan's frames
+    share the room's light and the camera's white balance; blur and noise change)."""
     r = rng.random()
     if r < 0.3:
         img = _motion_blur(img, rng, scale)
     elif r < 0.55:
         img = img.filter(ImageFilter.GaussianBlur(rng.uniform(0.6, 2.5) * scale))
-    r = rng.random()
+    lr = light or rng
+    r = lr.random()
     if r < 0.2:  # low light
-        img = ImageEnhance.Brightness(img).enhance(rng.uniform(0.3, 0.6))
+        img = ImageEnhance.Brightness(img).enhance(lr.uniform(0.3, 0.6))
     elif r < 0.35:  # over-exposed
-        img = ImageEnhance.Brightness(img).enhance(rng.uniform(1.3, 1.8))
+        img = ImageEnhance.Brightness(img).enhance(lr.uniform(1.3, 1.8))
     else:
-        img = ImageEnhance.Brightness(img).enhance(rng.uniform(0.8, 1.2))
-    if rng.random() < 0.5:  # washed out
-        img = ImageEnhance.Contrast(img).enhance(rng.uniform(0.5, 0.9))
-        img = ImageEnhance.Color(img).enhance(rng.uniform(0.4, 0.9))
+        img = ImageEnhance.Brightness(img).enhance(lr.uniform(0.8, 1.2))
+    if lr.random() < 0.5:  # washed out
+        img = ImageEnhance.Contrast(img).enhance(lr.uniform(0.5, 0.9))
+        img = ImageEnhance.Color(img).enhance(lr.uniform(0.4, 0.9))
     arr = np.asarray(img, np.float32)
-    if rng.random() < 0.6:  # white balance: blue, pink, yellow or green casts
-        gains = np.array([rng.uniform(0.75, 1.25) for _ in range(3)], np.float32)
+    if lr.random() < 0.6:  # white balance: blue, pink, yellow or green casts
+        gains = np.array([lr.uniform(0.75, 1.25) for _ in range(3)], np.float32)
         arr = arr * gains
     if rng.random() < 0.5:
         arr = arr + np.random.default_rng(rng.randrange(2**31)).normal(
@@ -212,10 +216,10 @@ def jpeg(img: Image.Image, quality: int) -> Image.Image:
     return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
 
 
-def camera(img: Image.Image, rng: random.Random, quality: tuple[int, int] = JPEG_QUALITY
-           ) -> Image.Image:
+def camera(img: Image.Image, rng: random.Random, quality: tuple[int, int] = JPEG_QUALITY,
+           light: random.Random | None = None) -> Image.Image:
     """What a cheap camera does to a frame: optics, then JPEG."""
-    img = optics(img, rng)
+    img = optics(img, rng, light=light)
     return jpeg(img, rng.randrange(quality[0], quality[1] + 1))
 
 
@@ -252,8 +256,10 @@ def random_pose(rng: random.Random, frame: tuple[int, int], note: tuple[int, int
     return Pose(0.6, rng.uniform(0, 360), 0.0, (W / 2, H / 2))
 
 
-def _scene_with_note(note, rng, size, pose, background, photos, occlude, fold, axis_seed):
-    """The scene before the camera: the picture, the note's corners, what was done to it."""
+def _scene_with_note(note, rng, size, pose, background, photos, occlude, fold, axis_seed,
+                     hand=None):
+    """The scene before the camera: the picture, the note's corners, what was done to it.
+    ``hand``: where the fold and finger draws come from, if not ``rng``."""
     bg, kind = background or scenes.scene(rng, size, photos=photos)
     img = bg.resize(size) if bg.size != size else bg.copy()
     if note is None:
@@ -263,10 +269,10 @@ def _scene_with_note(note, rng, size, pose, background, photos, occlude, fold, a
     quad = note_quad(axis_rng, size, note.size, pose.width_share, pose.angle, pose.tilt,
                      pose.centre)
     fold = fold if fold is not None else rng.random() < 0.2
-    paste_note(img, note, quad, rng, fold)
+    paste_note(img, note, quad, hand or rng, fold)
     occlude = occlude if occlude is not None else rng.random() < 0.6
     if occlude:
-        fingers(img, quad, rng)
+        fingers(img, quad, hand or rng)
     return img, quad, "note", {"width": pose.width_share, "tilt": pose.tilt,
                                "fingers": occlude, "fold": fold}
 
@@ -274,13 +280,27 @@ def _scene_with_note(note, rng, size, pose, background, photos, occlude, fold, a
 def render(note: Image.Image | None, label: int, rng: random.Random, frame_size=None,
            pose: Pose | None = None, background: tuple[Image.Image, str] | None = None,
            photos: list[str] = (), occlude: bool | None = None, fold: bool | None = None,
-           axis_seed: int | None = None) -> Frame:
-    """One frame: ``note`` (None: a scene alone) on a scene, through the camera."""
+           axis_seed: int | None = None, steady_seed: int | None = None) -> Frame:
+    """One frame: ``note`` (None: a scene alone) on a scene, through the camera.
+    ``steady_seed``: what stays the same through a scan (see ``_Steady``)."""
     size = frame_size or (background[0].size if background else rng.choice(FRAME_SIZES))
+    steady = _Steady(steady_seed)
     img, quad, kind, conds = _scene_with_note(note, rng, size, pose, background, photos,
-                                              occlude, fold, axis_seed)
+                                              occlude, fold, axis_seed, steady.hand)
     visible = 0.0 if quad is None else visible_share(quad, size)
-    return Frame(camera(img, rng), label, quad, visible, kind, conds)
+    return Frame(camera(img, rng, light=steady.light), label, quad, visible, kind, conds)
+
+
+class _Steady:
+    """Draws that repeat in every frame of a scan, from its ``seed``: where the fingers hold
+    the note and how it is folded (``hand``), the room's light and the camera's white balance
+    (``light``). Frame to frame only the pose, blur, noise and JPEG change: a scan whose frames
+    redrew these would make a wrong answer look like chance, and agreeing frames prove more
+    than they do. None: nothing repeats (single frames)."""
+
+    def __init__(self, seed: int | None):
+        self.hand = random.Random(seed) if seed is not None else None
+        self.light = random.Random(seed + 1) if seed is not None else None
 
 
 def sent_frames(note: Image.Image, label: int, rng: random.Random, sides: list[int],
@@ -296,11 +316,11 @@ def sent_frames(note: Image.Image, label: int, rng: random.Random, sides: list[i
 
 
 def _send(scene: tuple, size: tuple[int, int], label: int, rng: random.Random,
-          sides: list[int], scale: float) -> list[Frame]:
+          sides: list[int], scale: float, light: random.Random | None = None) -> list[Frame]:
     """A scene (``_scene_with_note``'s) through the camera, then shrunk to each of ``sides``
     and compressed at one JPEG quality."""
     img, quad, kind, conds = scene
-    raw = optics(img, rng, scale)
+    raw = optics(img, rng, scale, light)
     quality = rng.randrange(JPEG_QUALITY[0], JPEG_QUALITY[1] + 1)
     out = []
     for side in sides:
@@ -313,12 +333,14 @@ def _send(scene: tuple, size: tuple[int, int], label: int, rng: random.Random,
 def sequence(note: Image.Image, label: int, rng: random.Random, photos: list[str] = (),
              entering: int = 2, held: int = 8, leaving: int = 2) -> list[Frame]:
     """A short scan at 2 frames a second: the note slides into view from an edge, is held
-    (small hand movement, changing blur and light), then slides out. The scene stays."""
+    (small hand movement, changing blur), then slides out. The scene, the fingers, the fold and
+    the light stay."""
     size = rng.choice(FRAME_SIZES)
     return _scan(note, rng, size, photos, (entering, held, leaving),
                  lambda pose, scene: render(note, label, rng, size, pose, scene.background,
                                             occlude=scene.occlude, fold=scene.fold,
-                                            axis_seed=scene.axis_seed))
+                                            axis_seed=scene.axis_seed,
+                                            steady_seed=scene.steady_seed))
 
 
 def sent_sequence(note: Image.Image, label: int, rng: random.Random, sides: list[int],
@@ -331,9 +353,10 @@ def sent_sequence(note: Image.Image, label: int, rng: random.Random, sides: list
     size = (round(base[0] * scale), round(base[1] * scale))
 
     def frame(pose, scene):
+        steady = _Steady(scene.steady_seed)
         return _send(_scene_with_note(note, rng, size, pose, scene.background, photos,
-                                      scene.occlude, scene.fold, scene.axis_seed),
-                     size, label, rng, sides, scale)
+                                      scene.occlude, scene.fold, scene.axis_seed, steady.hand),
+                     size, label, rng, sides, scale, steady.light)
 
     frames = _scan(note, rng, size, photos, (entering, held, leaving), frame)
     return [[f[k] for f in frames] for k in range(len(sides))]
@@ -347,6 +370,7 @@ class _ScanScene:
     axis_seed: int
     occlude: bool
     fold: bool
+    steady_seed: int  # the fingers' and the fold's places, the light: _Steady
 
 
 def _scan(note, rng, size, photos, counts, frame):
@@ -356,7 +380,8 @@ def _scan(note, rng, size, photos, counts, frame):
     background = scenes.scene(rng, size, photos=photos)
     rest = random_pose(rng, size, note.size, min_visible=0.75)
     axis_seed = rng.randrange(2**31)
-    scene = _ScanScene(background, axis_seed, rng.random() < 0.6, rng.random() < 0.2)
+    scene = _ScanScene(background, axis_seed, rng.random() < 0.6, rng.random() < 0.2,
+                       rng.randrange(2**31))
     W, H = size
     d = rng.uniform(0, 2 * math.pi)
     away = np.array([math.cos(d), math.sin(d)]) * (W + H) * 0.6  # off-frame offset

@@ -6,6 +6,7 @@ import random
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from model import handheld, scenes
 from model.classes import NONE
@@ -122,3 +123,20 @@ def test_a_scan_enters_holds_and_leaves():
     again = handheld.sequence(note(), 4, random.Random(2))
     assert all(np.array_equal(np.asarray(a.image), np.asarray(b.image))
                for a, b in zip(frames, again))
+
+
+def test_a_scans_frames_keep_their_fingers_fold_and_light():
+    # In one scan the hand holds the note the same way under the same light; only the pose,
+    # blur, noise and JPEG change. Frames that redrew them would make errors look independent.
+    bg = (Image.new("RGB", (320, 240), (120, 130, 140)), "flat")
+    pose = handheld.Pose(0.6, 10.0, 0.0, (160.0, 120.0))
+
+    def frame(seed, steady):
+        return np.asarray(handheld.render(note(), 4, random.Random(seed), (320, 240), pose, bg,
+                                          occlude=True, fold=True, axis_seed=3,
+                                          steady_seed=steady).image, np.float32)
+
+    for s in range(4):
+        same_scan = np.abs(frame(s, 9) - frame(s + 100, 9)).mean()
+        other_scan = np.abs(frame(s, 9) - frame(s, 10 + s)).mean()
+        assert same_scan < other_scan / 2, (s, same_scan, other_scan)

@@ -128,11 +128,11 @@ def test_handheld_evaluation_cli(trained, yolo_dir, tmp_path, capsys):
     assert hh["page_sides"]["512"]["frames"] == 7 and hh["page_sides"]["1024"]["server_ms_p50"] > 0
     # Scans at each page size too, through the served rule (one a note, as asked).
     assert [(v["scans"]["scans"], v["scans"]["frames"]) for v in hh["page_sides"].values()] == [
-        (7, 3), (7, 3)]
+        (7, 4), (7, 4)]
     assert "7 scans of the same notes the same way, through the served rule" in out
     assert [(s["frames"], s["unsure"]) for s in hh["scans"]] == [(2, 0), (3, 0), (3, 1), (4, 0),
                                                                  (4, 1)]
-    assert card["scan"] == {"frames": 3, "unsure": 0, "max_gap_s": 2.0}
+    assert card["scan"] == handheld_eval.SERVED_SCAN == {"frames": 4, "unsure": 0, "max_gap_s": 2.0}
     text = card_md.read_text()
     assert text.count("## Hand-held evaluation") == 1 and "| frames named right | >= 95 % |" in text
     assert "The page sends camera frames and photos at most 1024 px" in text
@@ -175,7 +175,7 @@ def test_handheld_evaluation_cli(trained, yolo_dir, tmp_path, capsys):
     text = card_md.read_text()
     assert "2 simulated scans a note" in text
     assert "| denomination | frames | right | wrong | face: right / wrong |" in text
-    assert "Scans by side (the served rule, 3 agreeing frames)" in text
+    assert "Scans by side (the served rule, 4 agreeing frames)" in text
     assert handheld_eval.main(["--data", str(yolo_dir), "--bundle", str(bundle),
                                "--sides", str(tmp_path / "missing.csv")]) == 2
     assert "cannot read note sides" in capsys.readouterr().err

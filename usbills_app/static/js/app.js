@@ -19,7 +19,7 @@
   var MAX_SIDE = 1024;
   var QUALITY = 0.8;
   // Two frames a second, recognised on the phone or uploaded: the scan rule (the card's
-  // "scan": 3 agreeing frames) was chosen and is measured at that rate. Frames closer together
+  // "scan": 4 agreeing frames in a row) was chosen and is measured at that rate. Frames closer together
   // are nearly the same picture, so their agreement proves less and names a wrong note more
   // often. Tips count frames: after 3 s without an answer, then every 5 s.
   var INTERVAL_MS = 500;
