@@ -19,9 +19,9 @@
   var MAX_SIDE = 1024;
   var QUALITY = 0.8;
   // Two frames a second, recognised on the phone or uploaded: the scan rule (the card's
-  // "scan": 4 agreeing frames in a row) was chosen and is measured at that rate. Frames closer together
-  // are nearly the same picture, so their agreement proves less and names a wrong note more
-  // often. Tips count frames: after 3 s without an answer, then every 5 s.
+  // "scan") was chosen and is measured at that rate. Frames closer together are nearly the
+  // same picture, so their agreement proves less and names a wrong note more often. Tips
+  // count frames (ScanLogic's defaults): after 3 s without an answer, then every 5 s.
   var INTERVAL_MS = 500;
   var MODE_KEY = 'usbills-mode';
   var AUTO_KEY = 'usbills-autostart';
@@ -423,7 +423,7 @@
     if (state !== 'starting') { stopTracks(); return; } // stopped while asking
     video.srcObject = stream;
     try { await video.play(); } catch (e) { /* autoplay of a muted stream is allowed */ }
-    logic = new U.ScanLogic({ rule: cfg.scan, hintAfter: 6, hintEvery: 10 });
+    logic = new U.ScanLogic({ rule: cfg.scan });
     setState('scanning');
     offerTorch();
     schedule(0);
