@@ -164,14 +164,14 @@ def _scan_answer(model, state: scan.State, answers: list[dict], lang: str) -> di
     rule = scan.Rule.from_card(model.card)
     now = time.time()
     for ans in answers:
-        d = scan.step(state, scan.vote_of(ans), now, rule)
+        d = scan.step(state, scan.vote_of(ans, rule), now, rule)
     by_label = {c["label"]: c for c in model.bundle.classes}
     cls = by_label.get(d.label)
     return {"status": d.status, "label": d.label,
             "display_name": predict_service.display_name(cls, lang) if cls else None,
             "value": cls.get("value") if cls else None, "announce": d.announce,
             "agreeing_frames": d.agreeing, "frames_needed": rule.frames,
-            "window_frames": rule.window,
+            "window_frames": rule.window, "min_confidence": rule.threshold,
             "state": scan.encode(state)}
 
 

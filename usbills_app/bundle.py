@@ -167,6 +167,9 @@ def _scan_errors(scan: object) -> list[str]:
     gap = scan.get("max_gap_s", 2.0)
     if not _num(gap) or not 0 < gap <= 60:
         errs.append("scan.max_gap_s must be in (0, 60]")
+    thr = scan.get("threshold", 0.0)
+    if not _num(thr) or not 0 <= thr <= 1:
+        errs.append("scan.threshold must be in [0, 1]")
     return errs
 
 

@@ -183,6 +183,9 @@ def spec(settings: Settings, n_classes: int | None = None) -> dict:
                 "agreeing_frames": {"type": "integer", "minimum": 0},
                 "frames_needed": {"type": "integer", "minimum": 1},
                 "window_frames": {"type": "integer", "minimum": 1},
+                "min_confidence": {"type": "number", "minimum": 0, "maximum": 1,
+                                   "description": "an identified frame votes only at this "
+                                   "confidence or more (0: every identified frame)"},
                 "state": {"type": "string", "description": "send back as ?scan= next time"}},
                 "required": ["status", "label", "announce", "agreeing_frames", "frames_needed",
                              "window_frames", "state"]},

@@ -60,7 +60,8 @@ def _entry(cls: dict, p: float, lang: str) -> dict:
         "label": cls["label"],
         "display_name": display_name(cls, lang),
         "value": cls.get("value"),
-        "confidence": round(float(p), 4),
+        # Six places: a scan rule's threshold (card "scan") can sit above 0.9999.
+        "confidence": round(float(p), 6),
     }
 
 

@@ -2,11 +2,12 @@
 
 One frame can be wrong with confidence (a finger over the numeral, motion blur); the same
 wrong note in several frames of a short window is far rarer. Each frame casts a vote: the note
-the per-frame answer identified (calibrated confidence over the bundle's threshold) or None
-(not sure, or no note). A note is identified once ``frames`` votes among the last
-``frames + unsure`` name it and no other note was named after the first of them, with no
-pause longer than ``max_gap_s`` between frames; it is announced once, and again only after
-``frames`` votes without it (it left the view) or another note's identification. ``unsure``
+the per-frame answer identified (calibrated confidence over the bundle's threshold, and over
+the rule's own ``threshold`` when it has one) or None (not sure, or no note). A note is
+identified once ``frames`` votes among the last ``frames + unsure`` name it and no other note
+was named after the first of them, with no pause longer than ``max_gap_s`` between frames; it
+is announced once, and again only after ``frames`` votes without it (it left the view) or
+another note's identification. ``unsure``
 0 is the strict rule, that many consecutive votes; 1 lets a hand-held scan go through one
 unsure frame (a blur, a finger passing) without starting over.
 
@@ -39,6 +40,9 @@ class Rule:
     frames: int = DEFAULT_FRAMES  # agreeing votes before a note is named
     max_gap_s: float = DEFAULT_MAX_GAP_S  # a longer pause between frames starts over
     unsure: int = DEFAULT_UNSURE  # unsure frames the agreeing votes may straddle
+    # A frame votes only at this confidence or more (0: any identified frame). A scan may ask
+    # more of each frame than a single photo's answer: it has other frames to wait for.
+    threshold: float = 0.0
 
     @property
     def window(self) -> int:
@@ -51,7 +55,8 @@ class Rule:
         scan = card.get("scan") or {}
         return cls(int(scan.get("frames", DEFAULT_FRAMES)),
                    float(scan.get("max_gap_s", DEFAULT_MAX_GAP_S)),
-                   int(scan.get("unsure", DEFAULT_UNSURE)))
+                   int(scan.get("unsure", DEFAULT_UNSURE)),
+                   float(scan.get("threshold", 0.0)))
 
 
 @dataclass
@@ -102,9 +107,12 @@ def step(state: State, vote: str | None, t: float, rule: Rule) -> Decision:
                     label if identified else None, run, announce)
 
 
-def vote_of(answer: dict) -> str | None:
-    """A per-frame API answer's vote: its label when it identified a note."""
-    return answer["label"] if answer.get("identified") else None
+def vote_of(answer: dict, rule: Rule) -> str | None:
+    """A per-frame API answer's vote: its label when it identified a note with at least the
+    rule's confidence."""
+    if answer.get("identified") and (not rule.threshold or answer["confidence"] >= rule.threshold):
+        return answer["label"]
+    return None
 
 
 def encode(state: State) -> str:

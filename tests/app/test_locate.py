@@ -87,6 +87,7 @@ def test_api_answer_with_the_localiser(localiser_bundle):
     (lambda c: c["localiser"].update(grid=4), "localiser shapes"),
     (lambda c: c.update(localiser=[]), "localiser must be an object"),
     (lambda c: c.update(scan={"frames": 0}), "scan.frames"),
+    (lambda c: c.update(scan={"frames": 2, "threshold": 1.5}), "scan.threshold"),
 ])
 def test_bad_localiser_entries_are_refused_with_one_line(localiser_bundle, tmp_path, change,
                                                          message):

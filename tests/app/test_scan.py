@@ -102,6 +102,18 @@ def test_rule_from_card_with_defaults():
     assert scan.Rule.from_card({"scan": {"frames": 2, "max_gap_s": 1.5}}) == scan.Rule(2, 1.5)
     rule = scan.Rule.from_card({"scan": {"frames": 3, "unsure": 1, "max_gap_s": 2.0}})
     assert rule == scan.Rule(3, 2.0, 1) and rule.window == 4
+    # A bundle made before the scan's own threshold: every identified frame votes.
+    assert rule.threshold == 0.0
+    assert scan.Rule.from_card({"scan": {"frames": 2, "threshold": 0.9999}}).threshold == 0.9999
+
+
+def test_a_frame_votes_only_at_the_rules_confidence():
+    rule = scan.Rule(frames=2, threshold=0.9999)
+    sure = {"identified": True, "label": "USD-5", "confidence": 0.9999}
+    assert scan.vote_of(sure, rule) == "USD-5"
+    # Named on its own (over the card's threshold) but not sure enough for a scan.
+    assert scan.vote_of({**sure, "confidence": 0.99989}, rule) is None
+    assert scan.vote_of({**sure, "identified": False}, scan.Rule()) is None
 
 
 def test_state_token_round_trip_and_refusals():
@@ -141,6 +153,41 @@ def test_api_scan_of_consecutive_frames(client):
                     ("identified", False, 3)]
     assert s["label"] == "USD-20" and s["display_name"] == "Twenty dollars"
     assert s["value"] == 20 and s["frames_needed"] == 3 and s["window_frames"] == 3
+    assert s["min_confidence"] == 0.0  # this bundle's card has no scan threshold
+
+
+def test_api_scan_frames_under_the_rules_threshold_do_not_vote(bundle_dir, settings, tmp_path):
+    """Frames each named on their own still name nothing in a scan below the card's
+    scan.threshold; at it, the scan names the note."""
+    import dataclasses
+    import shutil
+
+    from usbills_app import create_app, runtime
+    from usbills_app.bundle import write_card
+
+    def scan_of(threshold):
+        dest = shutil.copytree(bundle_dir, tmp_path / str(threshold))
+        card = json.loads((dest / "card.json").read_text())
+        card["scan"] = {"frames": 2, "threshold": threshold}
+        write_card(dest, card)
+        app = create_app(dataclasses.replace(settings, model_dir=dest),
+                         model=runtime.load_model(dest))
+        token, out = "new", []
+        for _ in range(3):
+            body = app.test_client().post(f"{PREDICT}?scan={token}", data=blend,
+                                          content_type="image/png").get_json()
+            token = body["scan"]["state"]
+            out.append((body["identified"], body["confidence"], body["scan"]["status"]))
+            assert body["scan"]["min_confidence"] == threshold
+        return out
+
+    blend = solid((90, 166, 166), fmt="PNG")  # the $20's colour towards grey: about 0.9996
+    named = scan_of(0.5)
+    confidence = named[0][1]
+    assert [s for _, _, s in named] == ["searching", "identified", "identified"]
+    assert 0.99 < confidence < 0.9999
+    higher = scan_of(confidence + 1e-6)
+    assert all(ok for ok, _, _ in higher) and [s for _, _, s in higher] == ["searching"] * 3
 
 
 def test_api_scan_not_sure_frames_break_the_run(client):

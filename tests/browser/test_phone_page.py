@@ -214,9 +214,18 @@ def test_page_and_server_apply_the_same_scan_rule(new_page, server):
               return votes.map((v, i) => USBills.scanStep(s, v, times[i], rule));
             }""", [votes, times, {"frames": frames, "max_gap_s": 2.0, "unsure": unsure}])
             assert got == want
-    # The page takes the rule from the bundle (default 3 frames in a row, 2 s).
+    # A frame's vote: an identified frame at the rule's own threshold or more.
+    answers = [{"identified": ok, "label": "USD-5", "confidence": c}
+               for ok in (True, False) for c in (0.5, 0.9998, 0.99989, 0.9999, 1.0)]
+    for thr in (0.0, 0.9999):
+        rule = scan.Rule(frames=2, threshold=thr)
+        got = page.evaluate("([answers, rule]) => answers.map(a => USBills.voteOf(a, rule))",
+                            [answers, vars(rule)])
+        assert got == [scan.vote_of(a, rule) for a in answers]
+    # The page takes the rule from the bundle (default 3 frames in a row, 2 s, any identified
+    # frame votes).
     assert page.evaluate("JSON.parse(document.getElementById('page-config').textContent).scan") \
-        == {"frames": 3, "max_gap_s": 2.0, "unsure": 0}
+        == {"frames": 3, "max_gap_s": 2.0, "unsure": 0, "threshold": 0.0}
 
 
 # ---------- photo mode ----------

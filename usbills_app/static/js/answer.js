@@ -43,8 +43,13 @@
      identified once `rule.frames` votes among the last `rule.frames + rule.unsure` name it,
      with no other note named after the first of them and no pause over `rule.max_gap_s`
      seconds, and announced once per time it comes into view. A vote is the label of an
-     identified frame, or null. `state` (from newScanState) is changed in place. */
-  var DEFAULT_RULE = { frames: 3, max_gap_s: 2.0, unsure: 0 };
+     identified frame at `rule.threshold` or more (voteOf), or null. `state` (from
+     newScanState) is changed in place. */
+  var DEFAULT_RULE = { frames: 3, max_gap_s: 2.0, unsure: 0, threshold: 0 };
+
+  function voteOf(ans, rule) {
+    return ans.identified && (!rule.threshold || ans.confidence >= rule.threshold) ? ans.label : null;
+  }
 
   function newScanState() {
     return { recent: [], t: null, announced: null, absent: 0 };
@@ -187,7 +192,7 @@
   ScanLogic.prototype.answer = function (ans, sig, t) {
     if (this.paused) return null;
     var when = typeof t === 'number' ? t : Date.now() / 1000;
-    var d = scanStep(this.scan, ans.identified ? ans.label : null, when, this.rule);
+    var d = scanStep(this.scan, voteOf(ans, this.rule), when, this.rule);
     if (ans.identified) {
       this.misses = 0;
       if (d.announce) {
@@ -221,6 +226,7 @@
     OFFLINE: OFFLINE, LIKELY: LIKELY, likelyCandidates: likelyCandidates,
     pulsesFor: pulsesFor, pulsePattern: pulsePattern, vibrationFor: vibrationFor,
     DEFAULT_RULE: DEFAULT_RULE, CLOSER_BELOW: CLOSER_BELOW, newScanState: newScanState,
+    voteOf: voteOf,
     scanStep: scanStep,
     signature: signature, brightness: brightness,
     difference: difference, viewChanged: viewChanged, pickHint: pickHint,

@@ -1,8 +1,8 @@
 /* The server's path from pixels to an answer, in the browser (window.USBills.pre): resize,
    normalise, find the note with the localiser's heat map, crop, classify, explain. Each step
    computes what usbills_app/imaging.py, locate.py, runtime.py and predict_service.py compute,
-   to the bit where the server is exact: the int8 model's outputs move in steps of 1/256, so
-   one pixel off can change a probability by 0.004. A browser test runs the same pixels through
+   to the bit where the server is exact: the int8 model's logits move in steps, so one pixel
+   off can move a probability across a threshold. A browser test runs the same pixels through
    both (tests/browser/test_ondevice.py). No DOM, no network; plain ES2017. Loaded by the page
    (its functions are tested there) and by the worker that runs the models
    (static/js/ondevice-worker.js). */
@@ -322,7 +322,8 @@
     return p;
   }
 
-  function round4(v) { return Math.round(v * 1e4) / 1e4; }
+  function round4(v) { return Math.round(v * 1e4) / 1e4; } // as predict_service.note_box
+  function round6(v) { return Math.round(v * 1e6) / 1e6; } // as predict_service._entry
 
   /* The API's per-frame answer (docs/api.md) for one probability vector; cfg is the page's
      "ondevice" config (classes with their display names, threshold, model). */
@@ -337,7 +338,7 @@
     var noObject = top === neg && p >= cfg.threshold;
     var entry = function (k) {
       return { label: classes[k].label, display_name: classes[k].display_name,
-        value: classes[k].value, confidence: round4(probs[k]) };
+        value: classes[k].value, confidence: round6(probs[k]) };
     };
     var cands = order.filter(function (k) { return k !== neg; }).slice(0, 2);
     var first = entry(top);
