@@ -71,6 +71,81 @@ def to_tflite(full, path: Path, mode: str = "float", calibration: np.ndarray | N
     full.export(str(path), format="litert", verbose=False,
                 input_signature=[tf.TensorSpec([1, size, size, 3], tf.float32, name="image")],
                 **kw)
+    return float_softmax(path) if mode == "int8" else path
+
+
+def float_softmax(path: Path) -> Path:
+    """Rewrite a full-integer .tflite in place so that its softmax, and the half-turn mean
+    after it, run in float on the dequantised int8 logits; returns ``path``.
+
+    An int8 softmax answers in steps of 1/256, so every answer above 0.996 looked alike and
+    the served threshold could not go higher. Written by hand with LiteRT's flatbuffer schema
+    because the converter's own selective quantisation needs the Keras model, which the
+    committed bundle no longer has. The tail it replaces is what ``half_turn_average``
+    exports: one or two int8 SOFTMAX ops and the ops that read their outputs."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as tfl
+
+    model = tfl.ModelT.InitFromObj(tfl.Model.GetRootAsModel(path.read_bytes(), 0))
+    g = model.subgraphs[0]
+    ops, types = tfl.BuiltinOperator, tfl.TensorType
+
+    def builtin(op) -> int:
+        c = model.operatorCodes[op.opcodeIndex]
+        return max(c.builtinCode, c.deprecatedBuiltinCode)
+
+    soft = [i for i, op in enumerate(g.operators)
+            if builtin(op) == ops.SOFTMAX and g.tensors[op.inputs[0]].type == types.INT8]
+    if not soft:
+        return path  # a float model: its softmax is float already
+    out = g.outputs[0]
+    if len(soft) > 2 or len(g.outputs) != 1 or g.tensors[out].type != types.FLOAT32:
+        raise ValueError(f"{path.name}: not a one- or two-pass int8 classifier with float output")
+    tail, read = set(soft), {t for i in soft for t in g.operators[i].outputs}
+    for i, op in enumerate(g.operators):  # operators are stored in execution order
+        if i not in tail and read & set(op.inputs):
+            tail.add(i)
+            read |= set(op.outputs)
+    logits = [g.operators[i].inputs[0] for i in soft]
+    g.operators = [op for i, op in enumerate(g.operators) if i not in tail]
+
+    def code(op: int) -> int:
+        for i, c in enumerate(model.operatorCodes):
+            if max(c.builtinCode, c.deprecatedBuiltinCode) == op:
+                return i
+        model.operatorCodes.append(tfl.OperatorCodeT(
+            deprecatedBuiltinCode=min(op, 127), builtinCode=op, version=1))
+        return len(model.operatorCodes) - 1
+
+    def tensor(name: str, shape, buffer: int = 0) -> int:
+        g.tensors.append(tfl.TensorT(shape=list(shape), type=types.FLOAT32, buffer=buffer,
+                                     name=name))
+        return len(g.tensors) - 1
+
+    def add_op(op: int, inputs: list[int], output: int, opt_type=None, opt=None) -> None:
+        g.operators.append(tfl.OperatorT(opcodeIndex=code(op), inputs=inputs, outputs=[output],
+                                         builtinOptionsType=opt_type or 0, builtinOptions=opt))
+
+    shape = g.tensors[out].shape
+    probs = []
+    for n, k in enumerate(logits):
+        f = tensor(f"float_softmax/logits_{n}", shape)
+        add_op(ops.DEQUANTIZE, [k], f)
+        p = out if len(logits) == 1 else tensor(f"float_softmax/probs_{n}", shape)
+        softmax = tfl.SoftmaxOptionsT()
+        softmax.beta = 1.0
+        add_op(ops.SOFTMAX, [f], p, tfl.BuiltinOptions.SoftmaxOptions, softmax)
+        probs.append(p)
+    if len(probs) == 2:
+        total = tensor("float_softmax/sum", shape)
+        add_op(ops.ADD, probs, total, tfl.BuiltinOptions.AddOptions, tfl.AddOptionsT())
+        model.buffers.append(tfl.BufferT(data=np.frombuffer(
+            np.float32(0.5).tobytes(), np.uint8).copy()))
+        half = tensor("float_softmax/half", [1], len(model.buffers) - 1)
+        add_op(ops.MUL, [total, half], out, tfl.BuiltinOptions.MulOptions, tfl.MulOptionsT())
+    builder = flatbuffers.Builder(path.stat().st_size + 4096)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    path.write_bytes(bytes(builder.Output()))
     return path
 
 
@@ -249,3 +324,34 @@ def export_and_choose(full, ds, args, log, calibration: np.ndarray | None = None
     write_bundle(model_file, Path(args.out), card)
     return {"report": rep, "rotated": rot, "card": card, "comparison": comparison,
             "chosen": chosen["name"], "keras_probs": keras_probs}
+
+
+def main(argv=None) -> int:
+    """``python -m model.export --float-softmax BUNDLE``: give a bundle trained before
+    ``float_softmax`` existed its float softmax, without retraining (same weights)."""
+    import argparse
+    import sys
+
+    from usbills_app.bundle import BundleError, load_bundle
+
+    p = argparse.ArgumentParser(prog="python -m model.export", description=main.__doc__)
+    p.add_argument("--float-softmax", type=Path, metavar="BUNDLE", required=True,
+                   help="rewrite this bundle's int8 .tflite and its card's sha256 in place")
+    args = p.parse_args(argv)
+    try:
+        bundle = load_bundle(args.float_softmax)
+        if bundle.card["format"] != "tflite":
+            raise BundleError(f"{args.float_softmax}: not a .tflite bundle")
+        float_softmax(bundle.model_path)
+    except (BundleError, ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    card = dict(bundle.card, sha256=sha256(bundle.model_path))
+    card.setdefault("training", {})["float_softmax"] = True
+    write_card(args.float_softmax, card)
+    print(f"wrote {bundle.model_path} and {args.float_softmax / 'card.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

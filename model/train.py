@@ -447,7 +447,7 @@ def parse(argv=None):
                    "softmax temperature on them (twice the training time)")
     p.add_argument("--holdout", type=options.number_in(0, 1, lo_open=True), default=0.15,
                    help="share of training images the calibration pass holds out")
-    p.add_argument("--threshold", type=_threshold, default=0.995,
+    p.add_argument("--threshold", type=_threshold, default=0.9998,
                    help="served confidence threshold, or 'auto': the highest that answers "
                    "--target-coverage of the held-out notes")
     p.add_argument("--target-coverage", type=options.number_in(0, 1, lo_open=True), default=0.9,

@@ -108,8 +108,8 @@ class OnnxBackend:
 
 
 def as_probabilities(out: np.ndarray) -> np.ndarray:
-    """Rows rescaled to sum to 1. An int8 model's softmax output comes in steps of 1/256, so
-    its rows sum to 1 only within a few steps; the API reports them as a distribution."""
+    """Rows rescaled to sum to 1. An int8 softmax output comes in steps of 1/256, so its rows
+    sum to 1 only within a few steps; the API reports them as a distribution."""
     probs = out.astype(np.float32)  # a copy: the backend's array is left as it is
     total = probs.sum(axis=1, keepdims=True)
     return np.divide(probs, total, out=probs, where=total > 0)

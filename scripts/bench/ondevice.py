@@ -93,7 +93,8 @@ def main() -> int:
                     help="times a note comes into view on a warm page (default 10)")
     ap.add_argument("--picture", type=Path,
                     help="the note's picture (default: the first of ../shared's validation "
-                         "pictures the bundle names on its own with confidence >= 0.99)")
+                         "pictures the bundle names on its own with confidence >= 0.99, or "
+                         "ten times surer than the card's scan threshold)")
     ap.add_argument("--bundle", type=Path, default=BUNDLE,
                     help="bundle the app serves (default model/bundles/usbills)")
     ap.add_argument("--out", type=Path, default=ART, help="report folder (default artifacts/)")
@@ -178,7 +179,8 @@ def main() -> int:
                     if "/api/v1/predict" in r.url and r.method == "POST" else None)
             page.goto("/")
             view = note_in_view.time_note_in_view(page, pictures, a.trials, rule["frames"],
-                                                  INTERVAL_S)
+                                                  INTERVAL_S,
+                                                  need=note_in_view.named_confidence(rule))
             view["uploads"] = len(posted)
             ctx.close()
             version = browser.version

@@ -202,7 +202,7 @@ def test_train_cli_calibration_needs_held_out_images(tmp_path, yolo_dir, capsys)
     assert train.main([*args, "--holdout", "0.01"]) == 2
     assert "no training image left to hold out for calibration" in capsys.readouterr().err
     default = train.parse(["--data", "d"])
-    assert (default.threshold, default.calibrate, default.holdout) == (0.995, True, 0.15)
+    assert (default.threshold, default.calibrate, default.holdout) == (0.9998, True, 0.15)
     assert train.parse(["--data", "d", "--threshold", "auto"]).threshold is None
     with pytest.raises(SystemExit):
         train.parse(["--data", "d", "--threshold", "auto", "--no-calibrate"])

@@ -118,8 +118,8 @@ def test_handheld_evaluation_cli(trained, yolo_dir, tmp_path, capsys):
     assert "per frame (7 frames, threshold" in out
     assert "same frames, whole frame only (no localiser)" in out
     assert "negatives: " in out and "of 12 named as a note" in out
-    assert "scans, 3 agreeing frames: 7 scans" in out
-    assert "scans, 3 agreeing of 4 frames: 7 scans" in out
+    assert "scans, 3 agreeing frames at 0.9999: 7 scans" in out
+    assert "scans, 3 agreeing of 4 frames at 0.9999: 7 scans" in out
     assert "Frame size: 7 other frames of the same notes" in out
     card = json.loads((bundle / "card.json").read_text())
     hh = card["metrics"]["handheld"]
@@ -128,11 +128,14 @@ def test_handheld_evaluation_cli(trained, yolo_dir, tmp_path, capsys):
     assert hh["page_sides"]["512"]["frames"] == 7 and hh["page_sides"]["1024"]["server_ms_p50"] > 0
     # Scans at each page size too, through the served rule (one a note, as asked).
     assert [(v["scans"]["scans"], v["scans"]["frames"]) for v in hh["page_sides"].values()] == [
-        (7, 4), (7, 4)]
+        (7, 2), (7, 2)]
     assert "7 scans of the same notes the same way, through the served rule" in out
-    assert [(s["frames"], s["unsure"]) for s in hh["scans"]] == [(2, 0), (3, 0), (3, 1), (4, 0),
-                                                                 (4, 1)]
-    assert card["scan"] == handheld_eval.SERVED_SCAN == {"frames": 4, "unsure": 0, "max_gap_s": 2.0}
+    assert [(s["frames"], s["unsure"]) for s in hh["scans"]] == [(2, 0), (2, 1), (3, 0), (3, 1),
+                                                                 (4, 0)]
+    # In a scan a frame votes at the scan's own threshold, above the photo threshold.
+    assert hh["scan_threshold"] == max(card["threshold"], 0.9999)
+    assert card["scan"] == handheld_eval.SERVED_SCAN == {"frames": 2, "unsure": 1,
+                                                         "threshold": 0.9999, "max_gap_s": 2.0}
     text = card_md.read_text()
     assert text.count("## Hand-held evaluation") == 1 and "| frames named right | >= 95 % |" in text
     assert "The page sends camera frames and photos at most 1024 px" in text
@@ -175,7 +178,7 @@ def test_handheld_evaluation_cli(trained, yolo_dir, tmp_path, capsys):
     text = card_md.read_text()
     assert "2 simulated scans a note" in text
     assert "| denomination | frames | right | wrong | face: right / wrong |" in text
-    assert "Scans by side (the served rule, 4 agreeing frames)" in text
+    assert "Scans by side (the served rule, 2 agreeing of 3 frames)" in text
     assert handheld_eval.main(["--data", str(yolo_dir), "--bundle", str(bundle),
                                "--sides", str(tmp_path / "missing.csv")]) == 2
     assert "cannot read note sides" in capsys.readouterr().err
@@ -209,6 +212,11 @@ def test_exports_agree_with_keras(trained):
         tol = {"float": 1e-4, "dynamic": 0.1, "int8": 0.35}[name.split(".")[0]]
         assert np.allclose(got.sum(1), 1, atol=1e-2), name
         assert np.abs(got - ref).max() < tol, name
+        if name == "int8.tflite":
+            # Its softmax runs in float (export.float_softmax): rows are distributions, not
+            # steps of 1/256 that sum to 1 only within a few steps.
+            assert np.allclose(got.sum(1), 1, atol=1e-5)
+            assert not np.allclose(got * 256, np.round(got * 256), atol=1e-3)
 
 
 def test_upside_down_photo_gets_the_same_answer(trained):
