@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -393,3 +394,24 @@ def test_folded_temperature_gives_the_probabilities_it_was_fitted_on():
     after = head.predict(x, verbose=0)
     assert np.allclose(after, calibrate.tempered([before], 0.5), atol=1e-5)
     assert (after.argmax(1) == before.argmax(1)).all() and after.max() > before.max()
+
+
+def test_float_softmax_command_on_a_bundle(tmp_path, capsys):
+    """python -m model.export --float-softmax: the committed bundle already has it, so the file
+    is left as it is and the card says so; a missing bundle is one line and exit 2."""
+    import shutil
+
+    from model import export
+
+    bundle = shutil.copytree(Path(__file__).resolve().parents[2] / "model/bundles/usbills",
+                             tmp_path / "usbills")
+    before = (bundle / "model.tflite").read_bytes()
+    assert export.main(["--float-softmax", str(bundle)]) == 0
+    card = json.loads((bundle / "card.json").read_text())
+    assert (bundle / "model.tflite").read_bytes() == before
+    assert card["sha256"] == hashlib.sha256(before).hexdigest()
+    assert card["training"]["float_softmax"] is True
+    capsys.readouterr()
+    assert export.main(["--float-softmax", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
