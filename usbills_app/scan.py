@@ -7,9 +7,9 @@ the rule's own ``threshold`` when it has one) or None (not sure, or no note). A 
 identified once ``frames`` votes among the last ``frames + unsure`` name it and no other note
 was named after the first of them, with no pause longer than ``max_gap_s`` between frames; it
 is announced once, and again only after ``frames`` votes without it (it left the view) or
-another note's identification. ``unsure``
-0 is the strict rule, that many consecutive votes; 1 lets a hand-held scan go through one
-unsure frame (a blur, a finger passing) without starting over.
+another note's identification. ``unsure`` 0 is the strict rule, that many consecutive votes;
+1 lets a hand-held scan go through one unsure frame (a blur, a finger passing) without starting
+over.
 
 The page runs the same rule in JavaScript (static/js/answer.js, ``scanStep``); a browser test
 feeds both the same votes. The API keeps no state: the answer carries the scan state as an

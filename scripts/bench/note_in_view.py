@@ -18,12 +18,6 @@ from PIL import Image
 
 MAX_SIDE = 1024  # static/js/app.js MAX_SIDE: the page shrinks camera frames to this
 NAMED_CONFIDENCE = 0.99  # the picture must be named on its own with margin above the threshold
-
-
-def named_confidence(rule: dict) -> float:
-    """What the picture's confidence must reach: NAMED_CONFIDENCE, or ten times surer than the
-    scan rule's own threshold (card "scan"), so that every frame of it votes."""
-    return max(NAMED_CONFIDENCE, 1 - (1 - float(rule.get("threshold", 0))) / 10)
 TIMEOUT_MS = 10000
 
 # Before any page script: the camera is a canvas the benchmark draws; speech is timestamped.
@@ -106,6 +100,12 @@ def empty_scene(size: tuple[int, int]) -> Image.Image:
     """A dim, busy scene with no note (a table in room light)."""
     from tests import synth
     return Image.eval(synth.photo(size, seed=3), lambda v: v // 3)
+
+
+def named_confidence(rule: dict) -> float:
+    """What the picture's confidence must reach: NAMED_CONFIDENCE, or ten times surer than the
+    scan rule's own threshold (card "scan"), so that every frame of it votes."""
+    return max(NAMED_CONFIDENCE, 1 - (1 - float(rule.get("threshold", 0))) / 10)
 
 
 def choose(page, pictures: list[Path], need: float = NAMED_CONFIDENCE) -> tuple[Path, dict]:
