@@ -28,7 +28,8 @@ def strongest_blob(heat: np.ndarray, threshold: float = THRESHOLD) -> np.ndarray
     seen = np.zeros_like(on)
     best, best_mass = None, 0.0
     h, w = heat.shape
-    # A 16x16 grid: a breadth-first flood fill is simpler than pulling in scipy.ndimage.
+    # A grid of a few hundred cells at most: a breadth-first flood fill is simpler than
+    # pulling in scipy.ndimage.
     for y, x in zip(*np.nonzero(on), strict=True):
         if seen[y, x]:
             continue
