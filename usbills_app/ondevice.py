@@ -18,7 +18,7 @@ from pathlib import Path
 
 from flask import Blueprint, abort, current_app, send_file, url_for
 
-from .predict_service import UNSURE, UNSURE_ONE, current_model, display_name, normalise_lang
+from .predict_service import LIKELY, UNSURE, UNSURE_ONE, current_model, display_name, normalise_lang
 
 bp = Blueprint("ondevice", __name__)
 
@@ -78,8 +78,9 @@ def page_config(lang: str) -> dict | None:
                      "display_name": display_name(c, lang),
                      "negative": bool(c.get("negative"))} for c in card["classes"]],
         "model_ref": {"name": card["name"], "version": card["version"]},
-        # The API's words when no note is sure ({a}, {b}: the two likeliest notes).
+        # The API's words when no note is sure ({a}, {b}: the likely notes, at LIKELY or more).
         "unsure": UNSURE[normalise_lang(lang)], "unsure_one": UNSURE_ONE[normalise_lang(lang)],
+        "likely": LIKELY,
     }
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from . import ondevice, scan
+from . import ondevice, predict_service, scan
 from . import pages_i18n as i18n
 
 bp = Blueprint("pages", __name__)
@@ -89,6 +89,7 @@ def _page_context(lang: str) -> dict:
         # Digit models (one grey channel, kind "digits") also get a drawing canvas.
         "canvas": card.get("kind") == "digits",
         "numeral": numeral,
+        "likely_share": predict_service.LIKELY,
         "page_config": json.dumps(
             {
                 "lang": lang,

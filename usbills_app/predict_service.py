@@ -23,6 +23,10 @@ UNSURE_ONE = {
     "en": "Cannot identify the note. It may be {a}.",
     "es": "No se puede identificar el billete. Puede ser {a}.",
 }
+# The message names a candidate only at this probability or more: a landscape used to be told
+# "It may be One hundred dollars or One dollar" at 0.001 each (issue 25). The page's tips use
+# the same share (LIKELY in static/js/answer.js).
+LIKELY = 0.3
 
 
 def _settings() -> Settings:
@@ -77,13 +81,18 @@ def explain(probs: np.ndarray, model: runtime.Model, lang: str, top_k: int,
     no_object = top == neg and p >= threshold
     # Candidates are what the note may be: the two likeliest classes that are notes.
     cands = [i for i in order if i != neg][:2]
+    # The message names the likely ones; none likely: no note found (not surely none), or,
+    # for a bundle without a negative class (digits), its two likeliest as before.
+    named = [i for i in cands if probs[i] >= LIKELY] if neg is not None else cands
     if identified or no_object:
         message = display_name(classes[top], lang)
-    elif len(cands) >= 2:
-        message = UNSURE[lang].format(a=display_name(classes[cands[0]], lang),
-                                      b=display_name(classes[cands[1]], lang))
+    elif not named:
+        message = display_name(classes[neg], lang)
+    elif len(named) >= 2:
+        message = UNSURE[lang].format(a=display_name(classes[named[0]], lang),
+                                      b=display_name(classes[named[1]], lang))
     else:
-        message = UNSURE_ONE[lang].format(a=display_name(classes[cands[0]], lang))
+        message = UNSURE_ONE[lang].format(a=display_name(classes[named[0]], lang))
     first = _entry(classes[top], p, lang)
     return {
         "identified": identified,

@@ -130,14 +130,32 @@ def test_no_object(client):
     assert "none" not in [c["label"] for c in a["candidates"]]
 
 
-def test_not_identified_names_two_candidates(client):
-    a = client.post(PREDICT, data=solid("grey"), content_type="image/jpeg").get_json()
+def test_not_identified_names_the_likely_candidates(client):
+    # Half way between cyan (USD-20) and white (USD-100): about 50/50, both named.
+    a = client.post(PREDICT, data=solid((128, 255, 255), fmt="PNG"),
+                    content_type="image/png").get_json()
     assert a["identified"] is False and a["no_object"] is False
-    assert a["confidence"] < 0.8
     c1, c2 = a["candidates"]
+    assert {c1["label"], c2["label"]} == {"USD-20", "USD-100"}
+    assert min(c1["confidence"], c2["confidence"]) > 0.4
     assert a["message"] == (
         f"Cannot identify the note. It may be {c1['display_name']} or {c2['display_name']}."
     )
+    # A little nearer cyan: about 74/26, only the likely one is named.
+    a = client.post(PREDICT, data=solid((123, 255, 255), fmt="PNG"),
+                    content_type="image/png").get_json()
+    c1, c2 = a["candidates"]
+    assert a["identified"] is False and c1["label"] == "USD-20" and c2["confidence"] < 0.3
+    assert a["message"] == "Cannot identify the note. It may be Twenty dollars."
+
+
+def test_not_identified_names_no_unlikely_note(client):
+    # Grey is as far from every class (1/8 each): no note is likely, none is named (a
+    # landscape used to be told "It may be One hundred dollars or One dollar").
+    a = client.post(PREDICT, data=solid("grey"), content_type="image/jpeg").get_json()
+    assert a["identified"] is False and a["no_object"] is False
+    assert a["confidence"] < 0.3 and len(a["candidates"]) == 2
+    assert a["message"] == "No banknote found"
 
 
 def test_threshold_override(make_app):
@@ -156,7 +174,7 @@ def test_lang_query(client):
 
 
 def test_lang_accept_language(client):
-    r = client.post(PREDICT, data=solid("grey"), content_type="image/jpeg",
+    r = client.post(PREDICT, data=solid((128, 255, 255), fmt="PNG"), content_type="image/png",
                     headers={"Accept-Language": "fr;q=0.9, es-MX;q=0.8"})
     a = r.get_json()
     assert a["lang"] == "es" and a["message"].startswith("No se puede identificar el billete")

@@ -192,6 +192,32 @@ def test_parity_with_the_server_runtime(new_page, real_server):
 
 # ---------- the page on the phone ----------
 
+@pytest.mark.parametrize("probs", [
+    [0.02, 0.01, 0.45, 0.01, 0.45, 0.02, 0.02, 0.02],  # two likely notes: both named
+    [0.05, 0.05, 0.7, 0.05, 0.05, 0.05, 0.025, 0.025],  # one likely note
+    [0.125] * 8,  # nothing likely: no note is named
+    [0.001, 0.001, 0.001, 0.001, 0.001, 0.001, 0.002, 0.993],  # unsure "none"
+    [0.0, 0.0, 0.0, 0.0, 0.9, 0.0, 0.0, 0.1],  # identified
+])
+def test_page_and_server_word_an_answer_alike(new_page, colour_server, tflite_dir, probs):
+    """The on-device answer's message is the API's for the same probabilities (predict_service
+    .explain and its twin in preprocess.js): only likely candidates are named."""
+    from usbills_app.predict_service import explain
+    from usbills_app.runtime import load_model
+
+    model = load_model(tflite_dir)
+    page = new_page(base_url=colour_server)
+    page.goto("/")
+    cfg = page.evaluate("() => JSON.parse(document.getElementById('page-config').textContent)"
+                        ".ondevice")
+    assert cfg is not None, "the test bundle should be usable on the phone"
+    got = page.evaluate("([p, cfg]) => USBills.pre.explain(Float32Array.from(p), cfg)",
+                        [probs, cfg])
+    want = explain(np.asarray(probs, np.float32), model, "en", 8, cfg["threshold"])
+    for key in ("identified", "no_object", "label", "message"):
+        assert got[key] == want[key], key
+
+
 def test_scan_on_the_phone_uploads_nothing_and_says_what_the_server_says(
         new_page, colour_server, videos, check):
     page = new_page(videos["bill"], base_url=colour_server)

@@ -137,6 +137,17 @@ def test_no_js_unsure_result_lists_two_candidates(client):
     assert "Try more light." in r.text  # the tips are listed
 
 
+def test_no_js_unsure_result_names_no_unlikely_note(client):
+    # Dark grey: "none" at about 0.5, each note at 0.2 or less: no note is likely enough to name.
+    data = synth.jpeg(colour_bundle.flat((100, 100, 100)), quality=95)
+    r = client.post("/predict", data={"image": (io.BytesIO(data), "x.jpg")},
+                    content_type="multipart/form-data")
+    assert r.status_code == 200
+    assert re.search(r'id="answer-text"[^>]*>No banknote found<', r.text)
+    assert re.search(r'id="candidates"[^>]*hidden', r.text)
+    assert "dollar" not in r.text.split('id="candidates"')[1].split("</ul>")[0]
+
+
 @pytest.mark.parametrize(("form", "status", "text"), [
     ({}, {400}, "No photo was sent"),
     ({"image": (io.BytesIO(b"not a picture"), "notes.txt")}, {415, 422}, None),

@@ -164,7 +164,7 @@ def test_scan_logic_agreement_pause_and_view_change(new_page, server):
               noNote: U.pickHint({brightness: 120, motion: 1,
                                   answer: {...small, no_object: true}}),
               darkSmall: U.pickHint({brightness: 20, motion: 1, answer: small}),
-              closerBelow: U.CLOSER_BELOW};
+              closerBelow: U.CLOSER_BELOW, likely: U.LIKELY};
     }""")
     log = out["log"]
     assert log[1] is None and log[3] is None
@@ -187,6 +187,9 @@ def test_scan_logic_agreement_pause_and_view_change(new_page, server):
     from model.handheld_eval import CLOSER_BELOW  # the evaluation reports the same condition
 
     assert out["closerBelow"] == CLOSER_BELOW
+    from usbills_app.predict_service import LIKELY  # the API's message names the same ones
+
+    assert out["likely"] == LIKELY
 
 
 def test_page_and_server_apply_the_same_scan_rule(new_page, server):

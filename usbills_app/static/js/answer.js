@@ -13,7 +13,8 @@
   // No connection: one long buzz.
   var OFFLINE = [1500];
   // A candidate is named only when it is this likely (a 45/45 split between two notes names
-  // both; 10 % each, as for a painting or a far note, names none).
+  // both; 10 % each, as for a painting or a far note, names none). The API's message uses the
+  // same share (LIKELY in predict_service.py).
   var LIKELY = 0.3;
 
   /* The n-th denomination (1-based) of the card's values in ascending order: $1 -> 1 ... $100 -> 7. */

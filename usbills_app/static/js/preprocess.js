@@ -343,9 +343,13 @@
     var cands = order.filter(function (k) { return k !== neg; }).slice(0, 2);
     var first = entry(top);
     var name = function (k) { return classes[k].display_name; };
+    // As predict_service.explain: the message names only likely candidates (cfg.likely).
+    var named = neg < 0 ? cands
+      : cands.filter(function (k) { return probs[k] >= cfg.likely; });
     var message = identified || noObject ? name(top)
-      : cands.length >= 2 ? cfg.unsure.replace('{a}', name(cands[0])).replace('{b}', name(cands[1]))
-        : cfg.unsure_one.replace('{a}', name(cands[0]));
+      : !named.length ? name(neg)
+        : named.length >= 2 ? cfg.unsure.replace('{a}', name(named[0])).replace('{b}', name(named[1]))
+          : cfg.unsure_one.replace('{a}', name(named[0]));
     return {
       identified: identified, label: first.label, display_name: first.display_name,
       value: first.value, confidence: first.confidence, no_object: noObject,
