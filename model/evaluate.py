@@ -315,7 +315,8 @@ def write_model_card(result: dict, ds: mdata.Dataset, path: Path) -> None:
         "Classifies one photo into `USD-1, USD-2, USD-5, USD-10, USD-20, USD-50, USD-100` or "
         "`none` (no banknote). The app answers a denomination only when the top-1 class is a "
         f"denomination with probability >= the served threshold ({thr}); a confident `none` is "
-        "\"No banknote found\", anything else \"cannot identify\".", "",
+        "\"No banknote found\", anything else \"cannot identify\", naming the notes it may be "
+        "at 0.3 or more (none: \"No banknote found\").", "",
         "## Data", "",
         "**Dollar Classify v1** by a Roboflow user (workspace `ai-project-oessg`), "
         "https://universe.roboflow.com/ai-project-oessg/dollar-classify, licensed "
