@@ -17,6 +17,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from . import ondevice, predict_service, scan
 from . import pages_i18n as i18n
+from .errors import ApiError
 
 bp = Blueprint("pages", __name__)
 
@@ -89,7 +90,6 @@ def _page_context(lang: str) -> dict:
         # Digit models (one grey channel, kind "digits") also get a drawing canvas.
         "canvas": card.get("kind") == "digits",
         "numeral": numeral,
-        "likely_share": predict_service.LIKELY,
         "page_config": json.dumps(
             {
                 "lang": lang,
@@ -153,14 +153,12 @@ def predict_form():
     if not data:
         return _render("result.html", lang, remember, status=400, error=s["error_no_file"])
 
-    from .errors import ApiError
-    from .predict_service import predict_image
-
     try:
-        answer = predict_image(data, lang)
+        answer = predict_service.predict_image(data, lang)
     except ApiError as e:
         return _render("result.html", lang, remember, status=e.status, error=e.message)
-    return _render("result.html", lang, remember, answer=answer)
+    return _render("result.html", lang, remember, answer=answer,
+                   likely=predict_service.unsure_names(answer))
 
 
 @bp.get("/predict")

@@ -69,6 +69,21 @@ def _entry(cls: dict, p: float, lang: str) -> dict:
     }
 
 
+def named_candidates(candidates: list[dict], has_negative: bool) -> list[dict]:
+    """The candidates an unsure answer names: those at LIKELY or more (none: no note found,
+    not surely none); a bundle without a negative class (digits) names its two likeliest."""
+    return [c for c in candidates if c["confidence"] >= LIKELY] if has_negative else candidates
+
+
+def unsure_names(answer: dict) -> list[dict]:
+    """The candidates a page lists beside an answer: what its message names, none when sure."""
+    if answer["identified"] or answer["no_object"]:
+        return []
+    model = current_model()
+    has_negative = model is not None and model.bundle.negative_id is not None
+    return named_candidates(answer["candidates"], has_negative)
+
+
 def explain(probs: np.ndarray, model: runtime.Model, lang: str, top_k: int,
             threshold: float) -> dict:
     """The answer for one probability vector (see the contract in docs/api.md)."""
@@ -80,26 +95,23 @@ def explain(probs: np.ndarray, model: runtime.Model, lang: str, top_k: int,
     identified = top != neg and p >= threshold
     no_object = top == neg and p >= threshold
     # Candidates are what the note may be: the two likeliest classes that are notes.
-    cands = [i for i in order if i != neg][:2]
-    # The message names the likely ones; none likely: no note found (not surely none), or,
-    # for a bundle without a negative class (digits), its two likeliest as before.
-    named = [i for i in cands if probs[i] >= LIKELY] if neg is not None else cands
+    cands = [_entry(classes[i], probs[i], lang) for i in order if i != neg][:2]
+    named = named_candidates(cands, neg is not None)
     if identified or no_object:
         message = display_name(classes[top], lang)
     elif not named:
         message = display_name(classes[neg], lang)
     elif len(named) >= 2:
-        message = UNSURE[lang].format(a=display_name(classes[named[0]], lang),
-                                      b=display_name(classes[named[1]], lang))
+        message = UNSURE[lang].format(a=named[0]["display_name"], b=named[1]["display_name"])
     else:
-        message = UNSURE_ONE[lang].format(a=display_name(classes[named[0]], lang))
+        message = UNSURE_ONE[lang].format(a=named[0]["display_name"])
     first = _entry(classes[top], p, lang)
     return {
         "identified": identified,
         **first,
         "no_object": no_object,
         "message": message,
-        "candidates": [_entry(classes[i], probs[i], lang) for i in cands],
+        "candidates": cands,
         "top_k": [_entry(classes[i], probs[i], lang) for i in order[:top_k]],
         "threshold": threshold,
         "lang": lang,

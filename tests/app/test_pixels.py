@@ -89,3 +89,23 @@ def test_openapi_describes_pixels(digits_client):
     spec = digits_client.get("/api/v1/openapi.json").get_json()
     body = spec["paths"]["/api/v1/predict"]["post"]["requestBody"]["content"]["application/json"]
     assert any("pixels" in o.get("properties", {}) for o in body["schema"]["oneOf"])
+
+
+def test_digits_no_js_page_lists_the_digits_its_message_names(digits_client):
+    # A bundle without a negative class names its two likeliest classes, however unlikely; the
+    # no-JS page lists the same two (a black square: "One" at about 0.26, "Eight" at 0.14).
+    import io
+    import re
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("L", (64, 64), 0).save(buf, "PNG")
+    api = digits_client.post("/api/v1/predict", data=buf.getvalue(), content_type="image/png")
+    answer = api.get_json()
+    assert not answer["identified"]
+    form = {"image": (io.BytesIO(buf.getvalue()), "x.png")}
+    page = digits_client.post("/predict?lang=en", data=form, content_type="multipart/form-data")
+    listed = re.findall(r"<li>([^:<]*):", page.text.split('id="candidates"')[1].split("</ul>")[0])
+    assert listed == [c["display_name"] for c in answer["candidates"]]
+    assert all(name in answer["message"] for name in listed)
