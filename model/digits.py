@@ -33,6 +33,62 @@ DESCRIPTION = {
           "píxeles a la API. La página le dice qué dígito es.",
 }
 
+# The site's own words where the built-in ones are about banknotes (card "text",
+# usbills_app/site_text.py).
+TEXT = {
+    "en": {
+        "short_name": "Digits",
+        "status_scanning": "Scanning. Hold a written digit about 20 cm (8 inches) from the camera.",
+        "status_paused": "Paused. Show another digit.",
+        "spoken_start": "Camera on. Hold a digit in front of the camera.",
+        "photo_label": "Take or choose a photo of a digit",
+        "photo_not_image": "That file is not a picture. Choose a photo of a digit.",
+        "error_no_file": "No photo was sent. Choose a photo of a digit.",
+        "hint_more": "Show all of the digit, filling the view.",
+        "hint_closer": "Move the phone closer to the digit.",
+        "no_note": "No digit found.",
+        "local_only_help": "Where this browser can, digits are recognised on the phone itself "
+                           "and no picture leaves it. With this on, pictures are never sent, "
+                           "even where it cannot.",
+        "local_unavailable": "This phone cannot recognise digits itself. Turn off “On this "
+                             "phone only” below to use the site.",
+        "footer_privacy": "Where this browser can, digits are recognised on the phone and no "
+                          "picture is sent. Otherwise pictures are sent to this site only to "
+                          "be identified.",
+        "vibrate_help": "Vibration: 1 pulse for 0, 2 for 1, and so on up to 10 for 9. Two long "
+                        "buzzes: not identified. One very short buzz: scanning. One long "
+                        "buzz: no connection.",
+        "unsure": "Cannot identify the digit. It may be {a} or {b}.",
+        "unsure_one": "Cannot identify the digit. It may be {a}.",
+    },
+    "es": {
+        "short_name": "Dígitos",
+        "status_scanning": "Escaneando. Sostenga un dígito escrito a unos 20 cm (8 pulgadas) "
+                           "de la cámara.",
+        "status_paused": "En pausa. Muestre otro dígito.",
+        "spoken_start": "Cámara encendida. Sostenga un dígito delante de la cámara.",
+        "photo_label": "Tome o elija una foto de un dígito",
+        "photo_not_image": "Ese archivo no es una imagen. Elija una foto de un dígito.",
+        "error_no_file": "No se envió ninguna foto. Elija una foto de un dígito.",
+        "hint_more": "Muestre todo el dígito, llenando la vista.",
+        "hint_closer": "Acerque el teléfono al dígito.",
+        "no_note": "No se encontró ningún dígito.",
+        "local_only_help": "Donde este navegador puede, los dígitos se reconocen en el propio "
+                           "teléfono y ninguna imagen sale de él. Con esta opción, las imágenes "
+                           "no se envían nunca, aunque no pueda.",
+        "local_unavailable": "Este teléfono no puede reconocer dígitos por sí mismo. Desactive "
+                             "“Solo en este teléfono” abajo para usar el sitio.",
+        "footer_privacy": "Donde este navegador puede, los dígitos se reconocen en el teléfono "
+                          "y no se envía ninguna imagen. Si no, las imágenes se envían a este "
+                          "sitio solo para identificarlas.",
+        "vibrate_help": "Vibración: 1 pulso para 0, 2 para 1, y así hasta 10 para 9. Dos "
+                        "vibraciones largas: no identificado. Una vibración muy corta: "
+                        "escaneando. Una vibración larga: sin conexión.",
+        "unsure": "No se puede identificar el dígito. Puede ser {a} o {b}.",
+        "unsure_one": "No se puede identificar el dígito. Puede ser {a}.",
+    },
+}
+
 
 def load(seed: int = 0):
     """(x_train, y_train, x_test, y_test) as 0..255 float32 8x8x1 images, stratified split."""
@@ -80,6 +136,7 @@ def card(sha: str, accuracy: float, n_test: int, seed: int) -> dict:
         "kind": "digits",
         "title": {"en": "Handwritten digit reader", "es": "Lector de dígitos manuscritos"},
         "description": DESCRIPTION,
+        "text": TEXT,
         "version": "1.0.0",
         "task": "image-classification",
         "model_file": "model.tflite",

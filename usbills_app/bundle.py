@@ -8,6 +8,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import site_text
+
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 EXT = {"tflite": ".tflite", "onnx": ".onnx"}
 
@@ -116,6 +118,8 @@ def validate_card(card: object) -> list[str]:
         errs += _localiser_errors(card["localiser"])
     if "scan" in card:
         errs += _scan_errors(card["scan"])
+    if "text" in card:
+        errs += site_text.card_text_errors(card["text"])
     return errs
 
 

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from flask import Blueprint, abort, current_app, send_file, url_for
 
-from .predict_service import LIKELY, UNSURE, UNSURE_ONE, current_model, display_name, normalise_lang
+from . import site_text
+from .predict_service import LIKELY, current_model, display_name, normalise_lang
 
 bp = Blueprint("ondevice", __name__)
 
@@ -79,7 +80,7 @@ def page_config(lang: str) -> dict | None:
                      "negative": bool(c.get("negative"))} for c in card["classes"]],
         "model_ref": {"name": card["name"], "version": card["version"]},
         # The API's words when no note is sure ({a}, {b}: the likely notes, at LIKELY or more).
-        "unsure": UNSURE[normalise_lang(lang)], "unsure_one": UNSURE_ONE[normalise_lang(lang)],
+        **{k: site_text.words(card, normalise_lang(lang))[k] for k in ("unsure", "unsure_one")},
         "likely": LIKELY,
     }
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from . import ondevice, predict_service, scan
+from . import ondevice, predict_service, scan, site_text
 from . import pages_i18n as i18n
 from .errors import ApiError
 
@@ -69,22 +69,15 @@ def _page_context(lang: str) -> dict:
         c["value"] for c in card.get("classes", [])
         if not c.get("negative") and isinstance(c.get("value"), int | float)
     ) or DEFAULT_VALUES
-    s = i18n.strings(lang)
-    title = card.get("title")
-    title_text = s["title"]
-    if isinstance(title, dict):
-        title_text = title.get(lang) or title.get("en") or title_text
-    # A card may describe its own site (the built-in intro is about banknotes).
-    desc = card.get("description")
-    if isinstance(desc, dict) and isinstance(desc.get(lang) or desc.get("en"), str):
-        s = {**s, "intro": desc.get(lang) or desc["en"]}
+    # A card may say what its own site identifies (the built-in words are about banknotes).
+    s = site_text.words(card, lang)
     other = [code for code in i18n.LANGS if code != lang]
     # The value as a numeral beside the words ("$20"), for notes (not digits).
     numeral = "" if card.get("kind") == "digits" else "$"
     return {
         "lang": lang,
         "t": s,
-        "title": title_text,
+        "title": s["title"],
         "other_langs": [(code, i18n.strings(code)["lang_name"]) for code in other],
         "model": {"name": card.get("name", ""), "version": card.get("version", "")},
         # Digit models (one grey channel, kind "digits") also get a drawing canvas.
@@ -101,7 +94,7 @@ def _page_context(lang: str) -> dict:
                 # The bundle and runtime for recognition on the phone (None: server only).
                 "ondevice": ondevice.page_config(lang),
                 "sw": url_for("offline.service_worker"),
-                "strings": i18n.script_strings(lang),
+                "strings": {k: s[k] for k in i18n.SCRIPT_KEYS},
             },
             ensure_ascii=False,
         ).replace("<", "\\u003c"),  # the JSON sits in a <script> data block
@@ -142,7 +135,7 @@ def index():
 def predict_form():
     """No-JS path: a plain multipart form post; answers with a result page, never JSON."""
     lang, remember = i18n.pick_lang(request)
-    s = i18n.strings(lang)
+    s = site_text.words(_card(), lang)
     try:
         upload = request.files.get("image")
     except RequestEntityTooLarge:
@@ -174,7 +167,7 @@ def manifest():
     ctx = _page_context(lang)
     body = {
         "name": ctx["title"],
-        "short_name": "USBills" if lang == "en" else "Billetes",
+        "short_name": ctx["t"]["short_name"],
         "description": ctx["t"]["intro"],
         "lang": lang,
         "start_url": url_for("pages.index", lang=lang),

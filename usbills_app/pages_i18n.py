@@ -2,7 +2,8 @@
 
 The API localises its own answers (``message``, ``display_name``); this module only holds the
 page's words (buttons, hints, status lines). Strings the browser script needs are sent to it as
-a JSON data block, so every visible word lives here.
+a JSON data block, so every visible word lives here. A bundle's card may replace any of them
+for its own site (card "text", site_text.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "en": {
         "lang_name": "English",
         "title": "US banknote identifier",
+        "short_name": "USBills",
         "intro": (
             "Point your phone's camera at a US bill. The page tells you its value out loud, "
             "on screen, or with a private vibration pattern."
@@ -112,6 +114,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "es": {
         "lang_name": "Español",
         "title": "Identificador de billetes de EE. UU.",
+        "short_name": "Billetes",
         "intro": (
             "Apunte la cámara del teléfono a un billete de EE. UU. La página le dice su valor "
             "en voz alta, en la pantalla o con una vibración privada."
@@ -243,7 +246,3 @@ def pick_lang(request: Request) -> tuple[str, bool]:
 def strings(lang: str) -> dict[str, str]:
     return STRINGS.get(lang, STRINGS[DEFAULT_LANG])
 
-
-def script_strings(lang: str) -> dict[str, str]:
-    s = strings(lang)
-    return {k: s[k] for k in SCRIPT_KEYS}

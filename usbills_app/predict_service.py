@@ -10,22 +10,14 @@ import time
 import numpy as np
 from flask import current_app, has_app_context
 
-from . import imaging, inference, metrics, pixels, runtime
+from . import imaging, inference, metrics, pixels, runtime, site_text
 from .config import Settings, load_settings
 from .errors import ApiError
 
 LANGS = ("en", "es")
-UNSURE = {
-    "en": "Cannot identify the note. It may be {a} or {b}.",
-    "es": "No se puede identificar el billete. Puede ser {a} o {b}.",
-}
-UNSURE_ONE = {
-    "en": "Cannot identify the note. It may be {a}.",
-    "es": "No se puede identificar el billete. Puede ser {a}.",
-}
-# The message names a candidate only at this probability or more: a landscape used to be told
-# "It may be One hundred dollars or One dollar" at 0.001 each (issue 25). The page's tips use
-# the same share (LIKELY in static/js/answer.js).
+# The message (site_text.API_TEXT) names a candidate only at this probability or more: a
+# landscape used to be told "It may be One hundred dollars or One dollar" at 0.001 each
+# (issue 25). The page's tips use the same share (LIKELY in static/js/answer.js).
 LIKELY = 0.3
 
 
@@ -102,9 +94,11 @@ def explain(probs: np.ndarray, model: runtime.Model, lang: str, top_k: int,
     elif not named:
         message = display_name(classes[neg], lang)
     elif len(named) >= 2:
-        message = UNSURE[lang].format(a=named[0]["display_name"], b=named[1]["display_name"])
+        message = site_text.words(model.card, lang)["unsure"].format(
+            a=named[0]["display_name"], b=named[1]["display_name"])
     else:
-        message = UNSURE_ONE[lang].format(a=named[0]["display_name"])
+        message = site_text.words(model.card, lang)["unsure_one"].format(
+            a=named[0]["display_name"])
     first = _entry(classes[top], p, lang)
     return {
         "identified": identified,

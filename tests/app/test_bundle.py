@@ -168,6 +168,14 @@ def _set(path, value):
         (("classes", 0, "negative"), True, "at most one class may be negative"),
         (("threshold",), 0, "threshold must be in (0, 1]"),
         (("threshold",), 1.2, "threshold must be in (0, 1]"),
+        (("text",), "digits", "text must be an object of languages"),
+        (("text",), {"fr": {"no_note": "Aucun"}}, "text.fr: language must be one of en, es"),
+        (("text",), {"en": ["No digit found."]}, "text.en must be an object of strings"),
+        (("text",), {"en": {"no_notes": "x"}}, "text.en.no_notes is not a text key"),
+        (("text",), {"en": {"no_note": ""}}, "text.en.no_note must be a non-empty string"),
+        (("text",), {"en": {"may_be": "It may be {digit}."}},
+         "text.en.may_be uses {digit}; it may use {name}"),
+        (("text",), {"es": {"unsure": "Puede ser {a} o {b"}}, "text.es.unsure: "),
     ],
 )
 def test_bad_card(bundle_dir, tmp_path, path, value, message):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from usbills_app import create_app, runtime
@@ -83,6 +84,40 @@ def test_digits_page_uses_the_card(digits_client):
     page = digits_client.get("/?lang=es").get_data(as_text=True)
     assert "Lector de dígitos manuscritos" in page and "dígito manuscrito" in page
     assert "billete" not in page.split('class="intro"')[1].split("</p>")[0]
+
+
+@pytest.mark.parametrize("lang, words", [
+    ("en", {"no_note": "No digit found.", "status_paused": "Paused. Show another digit.",
+            "short_name": "Digits",
+            "unsure": "Cannot identify the digit. It may be One or Eight."}),
+    ("es", {"no_note": "No se encontró ningún dígito.", "short_name": "Dígitos",
+            "unsure": "No se puede identificar el dígito. Puede ser Uno o Ocho."}),
+])
+def test_digits_site_speaks_of_digits_not_banknotes(digits_client, lang, words):
+    # The card's "text" replaces the built-in words about banknotes, on the page, in the
+    # script's strings, in the web app manifest, in the no-JS errors and in the API's message.
+    import json
+    import re
+
+    from usbills_app import predict_service
+
+    html = digits_client.get(f"/?lang={lang}").get_data(as_text=True)
+    config = json.loads(re.search(r'id="page-config">(.*?)</script>', html, re.S).group(1))
+    assert config["strings"]["no_note"] == words["no_note"]
+    if "status_paused" in words:
+        assert config["strings"]["status_paused"] == words["status_paused"]
+    assert "billete" not in html.lower() and " bill" not in html.lower()
+    manifest = digits_client.get(f"/manifest.webmanifest?lang={lang}").get_json()
+    assert manifest["short_name"] == words["short_name"]
+    missing = digits_client.post(f"/predict?lang={lang}", data={},
+                                 content_type="multipart/form-data")
+    assert missing.status_code == 400 and re.search("digit|dígito", missing.text)
+    # No negative class: an unsure answer names the two likeliest digits.
+    probs = np.full(10, 0.05, dtype=np.float32)
+    probs[1], probs[8] = 0.35, 0.25
+    answer = predict_service.explain(probs, runtime.load_model(DIGITS), lang, 3, 0.9)
+    assert answer["message"] == words["unsure"]
+
 
 
 def test_openapi_describes_pixels(digits_client):
