@@ -5,6 +5,7 @@ tests' Stack, tests/proxy/conftest.py). Sites get random names; everything is re
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -248,3 +249,32 @@ def test_two_sites_own_certificates_and_models(host):
     failed = [r for r in results if r != 200]
     assert len(results) > 20 and not failed, failed[:5]
     assert not _containers(host, bills)
+
+
+def _unknown_text_key(bundle: Path) -> None:
+    card = json.loads((bundle / "card.json").read_text())
+    card["text"]["en"]["no_notes"] = "No digit found."
+    (bundle / "card.json").write_text(json.dumps(card))
+
+
+def _swapped_model(bundle: Path) -> None:
+    (bundle / "model.tflite").write_bytes(b"not a model")
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize(("spoil", "error"), [
+    (_unknown_text_key, "card.json: text.en.no_notes is not a text key"),
+    (_swapped_model, "model.tflite: sha256 "),
+])
+def test_new_site_checks_the_bundle_before_creating_anything(host, tmp_path, spoil, error):
+    # The app image's loader reads the bundle first: its one line, with the operator's path,
+    # and no site directory or container left to remove.
+    bad = _bundle_copy(host.digits, tmp_path / "bad").resolve()
+    spoil(bad)
+    name = f"bad-{uuid.uuid4().hex[:6]}"
+    r = run(NEW, name, "--domain", "c.usbills.test", "--bundle", str(bad), env=host.sites_env)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1, r.stderr
+    assert lines[0].startswith(f"new-site: error: --bundle {bad}/{error}"), lines[0]
+    assert not (Path(host.sites_env["SITES_DIR"]) / name).exists()
+    assert not _containers(host, name)
