@@ -60,6 +60,7 @@ def page_config(lang: str) -> dict | None:
     card = model.card
     settings = current_app.config["USBILLS_SETTINGS"]
     loc = card.get("localiser") if model.localiser is not None else None
+    words = site_text.words(card, normalise_lang(lang))
     return {
         "runtime": runtime_url(),
         # The models run in a worker (static/js/ondevice-worker.js), which loads preprocess.js.
@@ -80,7 +81,7 @@ def page_config(lang: str) -> dict | None:
                      "negative": bool(c.get("negative"))} for c in card["classes"]],
         "model_ref": {"name": card["name"], "version": card["version"]},
         # The API's words when no note is sure ({a}, {b}: the likely notes, at LIKELY or more).
-        **{k: site_text.words(card, normalise_lang(lang))[k] for k in ("unsure", "unsure_one")},
+        "unsure": words["unsure"], "unsure_one": words["unsure_one"],
         "likely": LIKELY,
     }
 

@@ -3,12 +3,16 @@ test bundle (a 3-channel model gets the grey grid as RGB)."""
 
 from __future__ import annotations
 
+import io
+import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
-from usbills_app import create_app, runtime
+from usbills_app import create_app, predict_service, runtime
 from usbills_app.config import Settings
 
 DIGITS = Path(__file__).resolve().parents[2] / "model" / "bundles" / "digits"
@@ -96,11 +100,6 @@ def test_digits_page_uses_the_card(digits_client):
 def test_digits_site_speaks_of_digits_not_banknotes(digits_client, lang, words):
     # The card's "text" replaces the built-in words about banknotes, on the page, in the
     # script's strings, in the web app manifest, in the no-JS errors and in the API's message.
-    import json
-    import re
-
-    from usbills_app import predict_service
-
     html = digits_client.get(f"/?lang={lang}").get_data(as_text=True)
     config = json.loads(re.search(r'id="page-config">(.*?)</script>', html, re.S).group(1))
     assert config["strings"]["no_note"] == words["no_note"]
@@ -115,9 +114,9 @@ def test_digits_site_speaks_of_digits_not_banknotes(digits_client, lang, words):
     # No negative class: an unsure answer names the two likeliest digits.
     probs = np.full(10, 0.05, dtype=np.float32)
     probs[1], probs[8] = 0.35, 0.25
-    answer = predict_service.explain(probs, runtime.load_model(DIGITS), lang, 3, 0.9)
+    model = digits_client.application.extensions["usbills"]
+    answer = predict_service.explain(probs, model, lang, 3, 0.9)
     assert answer["message"] == words["unsure"]
-
 
 
 def test_openapi_describes_pixels(digits_client):
@@ -129,11 +128,6 @@ def test_openapi_describes_pixels(digits_client):
 def test_digits_no_js_page_lists_the_digits_its_message_names(digits_client):
     # A bundle without a negative class names its two likeliest classes, however unlikely; the
     # no-JS page lists the same two (a black square: "One" at about 0.26, "Eight" at 0.14).
-    import io
-    import re
-
-    from PIL import Image
-
     buf = io.BytesIO()
     Image.new("L", (64, 64), 0).save(buf, "PNG")
     api = digits_client.post("/api/v1/predict", data=buf.getvalue(), content_type="image/png")
