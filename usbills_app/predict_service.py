@@ -13,8 +13,8 @@ from flask import current_app, has_app_context
 from . import imaging, inference, metrics, pixels, runtime, site_text
 from .config import Settings, load_settings
 from .errors import ApiError
+from .pages_i18n import LANGS  # the API answers in the page's languages
 
-LANGS = ("en", "es")
 # The message (site_text.API_TEXT) names a candidate only at this probability or more: a
 # landscape used to be told "It may be One hundred dollars or One dollar" at 0.001 each
 # (issue 25). The page's tips use the same share (LIKELY in static/js/answer.js).
